@@ -1,0 +1,21 @@
+//! Criterion benches of the workspace (`cargo bench -p benches`). Groups carry the device
+//! in their name (`adamw_step/cpu`, `adamw_step/cuda0`).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::time::Duration;
+
+mod benchmarks;
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = benchmarks::adamw::adamw_step
+}
+criterion_main!(benches);

@@ -1,0 +1,104 @@
+//! Shared helpers for the benches: the device to run on, CUDA synchronisation for
+//! `iter_custom`, and parameter sets (a ViT-like one and one of many small tensors) with
+//! fixed gradients.
+
+use tch::{nn, Device, Kind, Tensor};
+
+/// CUDA device 0 when available, else the CPU.
+pub fn bench_device() -> Device {
+    if tch::Cuda::is_available() {
+        Device::Cuda(0)
+    } else {
+        Device::Cpu
+    }
+}
+
+/// `cpu` or `cuda<N>`, for group names.
+pub fn device_label(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda{i}"),
+        Device::Cpu => "cpu".to_owned(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// Waits for queued CUDA work (no-op on the CPU), so `iter_custom` timings are real.
+pub fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+fn var(path: nn::Path, name: &str, dims: &[i64]) {
+    let _ = path.var(
+        name,
+        dims,
+        nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        },
+    );
+}
+
+/// A ViT-like parameter set (timm names): patch embedding, cls token, pos embedding,
+/// `depth` blocks of {norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2} weights and
+/// biases, final norm and a 1000-way head. d=192, depth=12 is ViT-Tiny (~5.7M params).
+pub fn vit_like_store(device: Device, d: i64, depth: i64) -> nn::VarStore {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let root = vs.root();
+    var(&root / "patch_embed" / "proj", "weight", &[d, 3, 16, 16]);
+    var(&root / "patch_embed" / "proj", "bias", &[d]);
+    var(root.clone(), "cls_token", &[1, 1, d]);
+    var(root.clone(), "pos_embed", &[1, 197, d]);
+    for b in 0..depth {
+        let blk = &root / "blocks" / b;
+        for (sub, out, inp) in [
+            ("attn.qkv", 3 * d, d),
+            ("attn.proj", d, d),
+            ("mlp.fc1", 4 * d, d),
+            ("mlp.fc2", d, 4 * d),
+        ] {
+            let p = sub.split('.').fold(blk.clone(), |p, s| p / s);
+            var(p.clone(), "weight", &[out, inp]);
+            var(p, "bias", &[out]);
+        }
+        for norm in ["norm1", "norm2"] {
+            var(&blk / norm, "weight", &[d]);
+            var(&blk / norm, "bias", &[d]);
+        }
+    }
+    var(&root / "norm", "weight", &[d]);
+    var(&root / "norm", "bias", &[d]);
+    var(&root / "head", "weight", &[1000, d]);
+    var(&root / "head", "bias", &[1000]);
+    vs
+}
+
+/// `n` tensors of `numel` elements each: launch-overhead-bound.
+pub fn many_small_store(device: Device, n: i64, numel: i64) -> nn::VarStore {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    for i in 0..n {
+        var(vs.root() / "p" / i, "weight", &[numel]);
+    }
+    vs
+}
+
+/// Number of elements over the trainable variables.
+pub fn num_params(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+/// Gives every trainable variable a fixed gradient (one backward of
+/// `sum(0.01 p + 0.001 p^2)`); benches then never zero them.
+pub fn fill_grads(vs: &nn::VarStore) {
+    let mut loss = Tensor::zeros([], (Kind::Float, vs.device()));
+    for p in vs.trainable_variables() {
+        loss += (&p * 0.01 + &p * &p * 0.001).sum(Kind::Float);
+    }
+    loss.backward();
+}

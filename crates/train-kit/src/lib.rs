@@ -1,0 +1,34 @@
+//! Training plumbing for the workspace's experiments, on LibTorch through `tch`.
+//!
+//! - [`AdamW`]: AdamW (Loshchilov & Hutter 2019, as in `torch.optim.AdamW`) whose parameters
+//!   are views into one flat buffer per (group, dtype, device), so a step is a handful of
+//!   kernels instead of ~10 per tensor; [`PerParamAdamW`] is the per-tensor reference.
+//! - [`ParamGroup`] / [`GroupSpec`]: weight-decay and lr-scale groups (MAE/timm no-decay rule).
+//! - [`Schedule`]: MAE's warmup + half-cycle cosine, step decay, constant.
+//! - [`Checkpoint`]: one safetensors file (weights + optimiser state) plus `latest.json`,
+//!   written atomically; exact resume on CPU with the per-step seeding contract of
+//!   [`seed_step`].
+//! - [`check_finite`], [`clip_grad_norm`], [`GradAccumulator`], [`autocast_bf16`],
+//!   [`MetricsLog`], [`progress_bar`], [`line_plot`].
+
+pub mod amp;
+pub mod checkpoint;
+pub mod error;
+pub mod grad;
+pub mod guard;
+pub mod metrics;
+pub mod optim;
+pub mod plot;
+pub mod progress;
+pub mod schedule;
+
+pub use amp::autocast_bf16;
+pub use checkpoint::{seed_step, Checkpoint, CheckpointMeta};
+pub use error::{Result, TrainError};
+pub use grad::{clip_grad_norm, try_clip_grad_norm, GradAccumulator, GradSource};
+pub use guard::check_finite;
+pub use metrics::MetricsLog;
+pub use optim::{AdamW, AdamWConfig, GroupSpec, ParamGroup, PerParamAdamW};
+pub use plot::{line_plot, loss_curve_png, register_fonts, Series};
+pub use progress::{plain_progress_line, progress_bar};
+pub use schedule::Schedule;

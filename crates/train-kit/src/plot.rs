@@ -1,0 +1,154 @@
+//! PNG line plots with plotters' bitmap backend and the DejaVu Sans font from the `dejavu`
+//! crate (plotters' `ab_glyph` text backend needs fonts registered at run time; there is no
+//! system font lookup).
+
+use crate::error::{Result, TrainError};
+use crate::metrics::MetricsLog;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+use std::path::Path;
+use std::sync::Once;
+
+/// One named line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+        }
+    }
+}
+
+/// Registers DejaVu Sans as `sans-serif` (regular, bold, oblique) and DejaVu Sans Mono as
+/// `monospace`. Idempotent.
+pub fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let fonts: [(&str, FontStyle, &'static [u8]); 5] = [
+            ("sans-serif", FontStyle::Normal, dejavu::sans::regular()),
+            ("sans-serif", FontStyle::Bold, dejavu::sans::bold()),
+            ("sans-serif", FontStyle::Oblique, dejavu::sans::oblique()),
+            ("sans-serif", FontStyle::Italic, dejavu::sans::oblique()),
+            ("monospace", FontStyle::Normal, dejavu::sans_mono::regular()),
+        ];
+        for (name, style, bytes) in fonts {
+            // The bundled TTFs parse; a failure would only leave that style unregistered.
+            let _ = register_font(name, style, bytes);
+        }
+    });
+}
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.05
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
+    (lo - pad, hi + pad)
+}
+
+/// Writes a 960x600 PNG with one line per series and a legend. Non-finite points are
+/// dropped.
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
+    register_fonts();
+    let err = |e: &dyn std::fmt::Display| TrainError::Plot {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let clean: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect()
+        })
+        .collect();
+    let (x0, x1) = range(clean.iter().flatten().map(|p| p.0));
+    let (y0, y1) = range(clean.iter().flatten().map(|p| p.1));
+
+    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, (s, pts)) in series.iter().zip(clean).enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    if !series.is_empty() {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// Plots `key` of every [`MetricsLog`] row that has it, against the row's `step` (or its
+/// index when there is no `step`).
+pub fn loss_curve_png(jsonl_path: &Path, png_path: &Path, key: &str) -> Result<()> {
+    let rows = MetricsLog::read(jsonl_path)?;
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let y = r.get(key)?.as_f64()?;
+            let x = r.get("step").and_then(|s| s.as_f64()).unwrap_or(i as f64);
+            Some((x, y))
+        })
+        .collect();
+    line_plot(png_path, key, "step", key, &[Series::new(key, points)])
+}
