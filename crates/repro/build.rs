@@ -1,0 +1,4 @@
+fn main() {
+    torch_build::link();
+    torch_build::expose_libtorch_version();
+}

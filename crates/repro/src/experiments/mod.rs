@@ -1,0 +1,3 @@
+//! One module per paper claim.
+
+pub mod basics_bias;
