@@ -44,13 +44,20 @@ pub fn expose_libtorch_version() {
         .map(PathBuf::from)
         .and_then(|lib| {
             let root = lib.parent()?.to_path_buf();
-            let from_py = std::fs::read_to_string(root.join("version.py")).ok().and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("__version__"))
-                    .map(|v| v.trim_matches(|c: char| c == ' ' || c == '=' || c == '\'' || c == '"').to_owned())
-            });
+            let from_py = std::fs::read_to_string(root.join("version.py"))
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("__version__"))
+                        .map(|v| {
+                            v.trim_matches(|c: char| c == ' ' || c == '=' || c == '\'' || c == '"')
+                                .to_owned()
+                        })
+                });
             from_py.or_else(|| {
-                std::fs::read_to_string(root.join("build-version")).ok().map(|t| t.trim().to_owned())
+                std::fs::read_to_string(root.join("build-version"))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
             })
         })
         .unwrap_or_else(|| "unknown".to_owned());

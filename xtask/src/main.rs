@@ -1,0 +1,131 @@
+//! The workspace's entry point (`cargo xtask …`): setup, test, reproduce, data, bench, bundle,
+//! doctor. Depends on no torch crate: it runs before libtorch exists, and installs it.
+
+mod bundle;
+mod data;
+mod doctor;
+mod probe;
+mod reproduce;
+mod setup;
+mod test;
+mod util;
+mod venv;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Install PyTorch 2.11.0 (libtorch) into a venv in the cache; quick when already done.
+    Setup {
+        /// Also the reference packages (torchvision 0.26.0, timm, pycocotools, torchmetrics,
+        /// scikit-learn).
+        #[arg(long)]
+        references: bool,
+    },
+    /// Print `export` lines for the same environment in a shell: eval "$(cargo xtask env)".
+    Env {
+        #[arg(long)]
+        references: bool,
+    },
+    /// Libtorch, CUDA as PyTorch and as our build see it, linkage, cache and data state.
+    Doctor,
+    /// Setup, the workspace's tests, the parity tests, and a smoke run of every claim (release).
+    Test {
+        /// Install the reference packages for the parity tests too.
+        #[arg(long)]
+        references: bool,
+    },
+    /// Build the repro binary (release) and run claims, or list them.
+    Reproduce(reproduce::Opts),
+    /// Fetch or list the data sets.
+    Data {
+        #[command(subcommand)]
+        cmd: data::Cmd,
+    },
+    /// Run the benches: `cargo bench -p benches -- ARGS`.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Copy the release repro and test binaries with a run.sh into DIR, for a machine with
+    /// python3+torch 2.11 and no Rust.
+    Bundle {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli.cmd) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Setup { references } => setup::cmd(references),
+        Cmd::Env { references } => setup::env_cmd(references),
+        Cmd::Doctor => doctor::cmd(),
+        Cmd::Test { references } => test::cmd(references),
+        Cmd::Reproduce(opts) => reproduce::cmd(&opts),
+        Cmd::Data { cmd } => data::cmd(&cmd),
+        Cmd::Bench { args } => bench(&args),
+        Cmd::Bundle { out } => bundle::cmd(&out),
+    }
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let env = setup::setup(setup::Opts {
+        announce: true,
+        ..Default::default()
+    })?;
+    let root = util::workspace_root()?;
+    let mut cmd = util::cargo(&env, &root);
+    cmd.args(["bench", "-p", "benches"]);
+    if !args.is_empty() {
+        cmd.arg("--").args(args);
+    }
+    util::run(&mut cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_takes_everything_after_it() {
+        let cli = Cli::try_parse_from(["xtask", "bench", "--save-baseline", "x", "conv"]).unwrap();
+        match cli.cmd {
+            Cmd::Bench { args } => assert_eq!(args, ["--save-baseline", "x", "conv"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_fetch_needs_names_or_all() {
+        assert!(Cli::try_parse_from(["xtask", "data", "fetch"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "data", "fetch", "mnist", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "data", "fetch", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["xtask", "data", "fetch", "mnist", "fashion-mnist"]).is_ok());
+    }
+}

@@ -1,0 +1,326 @@
+//! `cargo xtask setup`: PyTorch 2.11.0 in a venv under the cache folder, for libtorch (tch links
+//! the wheel's `torch/lib`) and for the parity tests (`CVLAB_PYTHON`).
+//!
+//! A user's own `LIBTORCH` or `LIBTORCH_USE_PYTORCH`, and `CVLAB_PYTHON`, win over the venv.
+
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{find_on_path, shell_quote};
+use crate::venv::{self, VenvInfo};
+
+/// The environment every cargo command and binary xtask runs gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    /// Set by xtask.
+    pub vars: Vec<(&'static str, String)>,
+    /// The user's own, left as they are (shown by `cargo xtask env`).
+    pub kept: Vec<(&'static str, String)>,
+}
+
+impl Env {
+    pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.envs(self.vars.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .chain(&self.kept)
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `export` lines for a shell, the user's own variables as comments.
+    pub fn exports(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in &self.vars {
+            out += &format!("export {k}={}\n", shell_quote(v));
+        }
+        for (k, v) in &self.kept {
+            out += &format!("# {k}={} is yours and kept\n", shell_quote(v));
+        }
+        out
+    }
+
+    /// One line: what is set.
+    pub fn summary(&self) -> String {
+        let set = self.vars.iter().map(|(k, v)| format!("{k}={v}"));
+        let kept = self.kept.iter().map(|(k, v)| format!("{k}={v} (yours)"));
+        set.chain(kept).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The user's variables that decide where libtorch and the python come from (non-empty only).
+#[derive(Debug, Clone, Default)]
+pub struct UserVars {
+    pub libtorch: Option<String>,
+    pub use_pytorch: Option<String>,
+    pub cxx11_abi: Option<String>,
+    pub cvlab_python: Option<String>,
+}
+
+impl UserVars {
+    pub fn from_env() -> Self {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        UserVars {
+            libtorch: get("LIBTORCH"),
+            use_pytorch: get("LIBTORCH_USE_PYTORCH"),
+            cxx11_abi: get("LIBTORCH_CXX11_ABI"),
+            cvlab_python: get("CVLAB_PYTHON"),
+        }
+    }
+
+    fn own_libtorch(&self) -> bool {
+        self.libtorch.is_some() || self.use_pytorch.is_some()
+    }
+}
+
+/// What comes from the venv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub venv: bool,
+    pub libtorch_from_venv: bool,
+    pub python_from_venv: bool,
+}
+
+/// The user's libtorch wins; then the venv serves only a python with torch, and only when the
+/// parity tests or the references are asked for. The user's `CVLAB_PYTHON` always wins.
+pub fn plan(user: &UserVars, parity: bool, references: bool) -> Plan {
+    let libtorch_from_venv = !user.own_libtorch();
+    let python_from_venv =
+        user.cvlab_python.is_none() && (libtorch_from_venv || parity || references);
+    Plan {
+        venv: libtorch_from_venv || python_from_venv || references,
+        libtorch_from_venv,
+        python_from_venv,
+    }
+}
+
+/// The [`Env`] for a plan (pure: the venv and `python3` from `PATH` are given).
+pub fn build_env(
+    user: &UserVars,
+    plan: &Plan,
+    venv: Option<&VenvInfo>,
+    path_python3: Option<&Path>,
+) -> Env {
+    let mut env = Env::default();
+    let venv = venv.filter(|_| plan.venv);
+    match venv.filter(|_| plan.libtorch_from_venv) {
+        Some(v) => {
+            env.vars
+                .push(("LIBTORCH", v.libtorch.display().to_string()));
+            env.vars.push((
+                "LIBTORCH_CXX11_ABI",
+                if v.cxx11_abi { "1" } else { "0" }.to_owned(),
+            ));
+        }
+        None => {
+            let own = [
+                ("LIBTORCH", &user.libtorch),
+                ("LIBTORCH_USE_PYTORCH", &user.use_pytorch),
+                ("LIBTORCH_CXX11_ABI", &user.cxx11_abi),
+            ];
+            env.kept
+                .extend(own.into_iter().filter_map(|(k, v)| Some((k, v.clone()?))));
+        }
+    }
+    match (&user.cvlab_python, venv.filter(|_| plan.python_from_venv)) {
+        (Some(p), _) => env.kept.push(("CVLAB_PYTHON", p.clone())),
+        (None, Some(v)) => env
+            .vars
+            .push(("CVLAB_PYTHON", v.python.display().to_string())),
+        (None, None) => {
+            if let Some(p) = path_python3 {
+                env.vars.push(("CVLAB_PYTHON", p.display().to_string()));
+            }
+        }
+    }
+    env
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opts {
+    /// Also the reference packages (torchvision, timm, …).
+    pub references: bool,
+    /// The parity tests will run: a python with torch is needed even with the user's libtorch.
+    pub parity: bool,
+    /// Print the one-line hint about `cargo xtask env`.
+    pub announce: bool,
+}
+
+/// Makes sure the venv is there (quick when it is) and returns the [`Env`].
+pub fn setup(opts: Opts) -> Result<Env> {
+    let user = UserVars::from_env();
+    let plan = plan(&user, opts.parity, opts.references);
+    let venv = if plan.venv {
+        Some(venv::ensure(&venv::dir(), opts.references).context("setting up the PyTorch venv")?)
+    } else {
+        None
+    };
+    let python3 = find_on_path("python3");
+    let env = build_env(&user, &plan, venv.as_ref(), python3.as_deref());
+    if !plan.libtorch_from_venv {
+        check_user_libtorch(&user);
+    }
+    if env.get("CVLAB_PYTHON").is_none() {
+        eprintln!("xtask: warning: no python3 on PATH and no CVLAB_PYTHON: parity tests will fail");
+    }
+    if opts.announce {
+        eprintln!(
+            "xtask: env: {}  (same in your shell: eval \"$(cargo xtask env)\")",
+            env.summary()
+        );
+    }
+    Ok(env)
+}
+
+/// Warns (only) about a user `LIBTORCH` that does not look like libtorch 2.11.
+fn check_user_libtorch(user: &UserVars) {
+    let Some(dir) = user.libtorch.as_deref().map(Path::new) else {
+        return;
+    };
+    if !dir.join("lib").is_dir() {
+        eprintln!(
+            "xtask: warning: LIBTORCH={} has no lib/ folder",
+            dir.display()
+        );
+    }
+    if let Ok(v) = std::fs::read_to_string(dir.join("build-version")) {
+        if !v.trim().starts_with(venv::TORCH_VERSION) {
+            eprintln!(
+                "xtask: warning: LIBTORCH={} is libtorch {}, tch 0.24 needs {}",
+                dir.display(),
+                v.trim(),
+                venv::TORCH_VERSION
+            );
+        }
+    }
+}
+
+/// `cargo xtask setup`.
+pub fn cmd(references: bool) -> Result<()> {
+    setup(Opts {
+        references,
+        parity: references,
+        announce: true,
+    })?;
+    eprintln!(
+        "xtask: setup done (cache {})",
+        datasets::fetch::cache_root().display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask env`: `export` lines for `eval "$(cargo xtask env)"`.
+pub fn env_cmd(references: bool) -> Result<()> {
+    let env = setup(Opts {
+        references,
+        parity: references,
+        announce: false,
+    })?;
+    print!("{}", env.exports());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn venv() -> VenvInfo {
+        VenvInfo {
+            python: "/c/venv/bin/python".into(),
+            torch_version: "2.11.0+cu130".into(),
+            libtorch: "/c/venv/lib/python3.11/site-packages/torch".into(),
+            cxx11_abi: true,
+        }
+    }
+
+    fn user(libtorch: bool, use_pytorch: bool, python: bool) -> UserVars {
+        UserVars {
+            libtorch: libtorch.then(|| "/opt/libtorch".into()),
+            use_pytorch: use_pytorch.then(|| "1".into()),
+            cxx11_abi: None,
+            cvlab_python: python.then(|| "/usr/bin/mypython".into()),
+        }
+    }
+
+    fn flags(p: &Plan) -> (bool, bool, bool) {
+        (p.venv, p.libtorch_from_venv, p.python_from_venv)
+    }
+
+    #[test]
+    fn no_user_vars_means_everything_from_the_venv() {
+        let u = user(false, false, false);
+        let p = plan(&u, false, false);
+        assert_eq!(flags(&p), (true, true, true));
+        let env = build_env(&u, &p, Some(&venv()), Some(Path::new("/usr/bin/python3")));
+        assert_eq!(
+            env.get("LIBTORCH"),
+            Some("/c/venv/lib/python3.11/site-packages/torch")
+        );
+        assert_eq!(env.get("LIBTORCH_CXX11_ABI"), Some("1"));
+        assert_eq!(env.get("CVLAB_PYTHON"), Some("/c/venv/bin/python"));
+        assert!(env.kept.is_empty());
+    }
+
+    #[test]
+    fn user_libtorch_wins_and_skips_the_venv_without_parity() {
+        for u in [user(true, false, false), user(false, true, false)] {
+            let p = plan(&u, false, false);
+            assert_eq!(flags(&p), (false, false, false));
+            let env = build_env(&u, &p, None, Some(Path::new("/usr/bin/python3")));
+            assert!(
+                env.vars.iter().all(|(k, _)| !k.starts_with("LIBTORCH")),
+                "{env:?}"
+            );
+            assert_eq!(env.get("CVLAB_PYTHON"), Some("/usr/bin/python3"));
+        }
+        let u = user(true, false, false);
+        let env = build_env(&u, &plan(&u, false, false), None, None);
+        assert_eq!(env.kept, vec![("LIBTORCH", "/opt/libtorch".to_owned())]);
+    }
+
+    #[test]
+    fn user_libtorch_with_parity_uses_the_venv_python_only() {
+        let u = user(true, false, false);
+        for (parity, references) in [(true, false), (false, true)] {
+            let p = plan(&u, parity, references);
+            assert_eq!(flags(&p), (true, false, true));
+            let env = build_env(&u, &p, Some(&venv()), Some(Path::new("/usr/bin/python3")));
+            assert_eq!(env.get("LIBTORCH"), Some("/opt/libtorch"));
+            assert!(env.vars.iter().all(|(k, _)| !k.starts_with("LIBTORCH")));
+            assert_eq!(env.get("CVLAB_PYTHON"), Some("/c/venv/bin/python"));
+        }
+    }
+
+    #[test]
+    fn user_cvlab_python_always_wins() {
+        let u = user(true, false, true);
+        let p = plan(&u, true, false);
+        assert!(!p.venv);
+        let env = build_env(&u, &p, None, Some(Path::new("/usr/bin/python3")));
+        assert_eq!(env.get("CVLAB_PYTHON"), Some("/usr/bin/mypython"));
+        assert!(env.vars.is_empty());
+        // Without a user libtorch the venv still gives libtorch, not the python.
+        let u = user(false, false, true);
+        let p = plan(&u, true, true);
+        assert_eq!(flags(&p), (true, true, false));
+        let env = build_env(&u, &p, Some(&venv()), None);
+        assert_eq!(env.get("CVLAB_PYTHON"), Some("/usr/bin/mypython"));
+        assert!(env.get("LIBTORCH").is_some());
+    }
+
+    #[test]
+    fn exports_quote_and_comment() {
+        let env = Env {
+            vars: vec![("LIBTORCH", "/a b/torch".into())],
+            kept: vec![("CVLAB_PYTHON", "/usr/bin/python3".into())],
+        };
+        assert_eq!(
+            env.exports(),
+            "export LIBTORCH='/a b/torch'\n# CVLAB_PYTHON=/usr/bin/python3 is yours and kept\n"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! `cargo xtask test`: setup, the workspace's tests, the parity tests against PyTorch, and a smoke
+//! run of every claim. Each stage is timed; a failing stage fails the whole but the later ones
+//! still run, so that one run tells everything.
+//!
+//! Everything builds in release on purpose: `reproduce` needs release anyway, and one build of
+//! libtorch's C++ wrapper (torch-sys) takes minutes on 2 cores, so a debug build on top would
+//! double the time.
+
+use anyhow::{bail, Result};
+use std::time::{Duration, Instant};
+
+use crate::reproduce;
+use crate::setup;
+use crate::util::{self, cargo, fmt_duration};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub name: &'static str,
+    pub took: Duration,
+    pub ok: bool,
+}
+
+/// `xtask test: ok in 7m02s (setup ok 0.1s, tests ok 5m10s, …)`.
+pub fn summary(stages: &[Stage], total: Duration) -> String {
+    let failed: Vec<_> = stages.iter().filter(|s| !s.ok).map(|s| s.name).collect();
+    let verdict = if failed.is_empty() {
+        "ok".to_owned()
+    } else {
+        format!("FAILED ({})", failed.join(", "))
+    };
+    let each: Vec<_> = stages
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {} {}",
+                s.name,
+                if s.ok { "ok" } else { "FAILED" },
+                fmt_duration(s.took)
+            )
+        })
+        .collect();
+    format!(
+        "xtask test: {verdict} in {} ({})",
+        fmt_duration(total),
+        each.join(", ")
+    )
+}
+
+fn stage<T>(
+    stages: &mut Vec<Stage>,
+    name: &'static str,
+    f: impl FnOnce() -> Result<T>,
+) -> Option<T> {
+    eprintln!("\n==> {name}");
+    let start = Instant::now();
+    let result = f();
+    let took = start.elapsed();
+    match &result {
+        Ok(_) => eprintln!("<== {name}: ok in {}", fmt_duration(took)),
+        Err(e) => eprintln!("<== {name}: FAILED in {}: {e:#}", fmt_duration(took)),
+    }
+    stages.push(Stage {
+        name,
+        took,
+        ok: result.is_ok(),
+    });
+    result.ok()
+}
+
+pub fn cmd(references: bool) -> Result<()> {
+    let total = Instant::now();
+    let mut stages = Vec::new();
+    let root = util::workspace_root()?;
+    let opts = setup::Opts {
+        references,
+        parity: true,
+        announce: true,
+    };
+    let Some(env) = stage(&mut stages, "setup", || setup::setup(opts)) else {
+        eprintln!("{}", summary(&stages, total.elapsed()));
+        bail!("setup failed");
+    };
+    stage(&mut stages, "tests", || {
+        util::run(cargo(&env, &root).args(["test", "--workspace", "--release"]))
+    });
+    // Tests marked #[ignore] whose names contain `parity`: they compare against PyTorch through
+    // CVLAB_PYTHON.
+    stage(&mut stages, "parity", || {
+        util::run(cargo(&env, &root).args([
+            "test",
+            "--workspace",
+            "--release",
+            "parity",
+            "--",
+            "--ignored",
+        ]))
+    });
+    stage(&mut stages, "smoke", || {
+        reproduce::run(
+            &env,
+            &root,
+            &reproduce::Opts {
+                smoke: true,
+                ..Default::default()
+            },
+        )
+    });
+    let line = summary(&stages, total.elapsed());
+    eprintln!("\n{line}");
+    if stages.iter().any(|s| !s.ok) {
+        bail!("{line}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_failures_and_times() {
+        let s = |name, secs, ok| Stage {
+            name,
+            took: Duration::from_secs(secs),
+            ok,
+        };
+        let ok = [s("setup", 0, true), s("tests", 310, true)];
+        assert_eq!(
+            summary(&ok, Duration::from_secs(311)),
+            "xtask test: ok in 5m11s (setup ok 0.0s, tests ok 5m10s)"
+        );
+        let bad = [
+            s("setup", 1, true),
+            s("parity", 20, false),
+            s("smoke", 70, false),
+        ];
+        assert!(summary(&bad, Duration::from_secs(91)).starts_with(
+            "xtask test: FAILED (parity, smoke) in 1m31s (setup ok 1.0s, parity FAILED 20.0s"
+        ));
+    }
+}
