@@ -101,6 +101,8 @@ pub fn cmd(references: bool) -> Result<()> {
             &root,
             &reproduce::Opts {
                 smoke: true,
+                // Smoke numbers are not comparable with the paper: keep them out of `reports/`.
+                reports: Some(root.join("target").join("reports-smoke")),
                 ..Default::default()
             },
         )

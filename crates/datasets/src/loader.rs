@@ -343,7 +343,3 @@ impl Drop for Epoch {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "loader_tests.rs"]
-mod tests;

@@ -170,8 +170,13 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
-fn short_rev(rev: &str) -> &str {
-    rev.get(..rev.len().min(10)).unwrap_or(rev)
+/// The first 10 hex digits, keeping a `-dirty` mark: a table must not hide local changes.
+fn short_rev(rev: &str) -> String {
+    let (hash, dirty) = match rev.strip_suffix("-dirty") {
+        Some(hash) => (hash, "-dirty"),
+        None => (rev, ""),
+    };
+    format!("{}{dirty}", hash.get(..hash.len().min(10)).unwrap_or(hash))
 }
 
 /// Rewrites `reports/REPORT.md` from every result on disk.
@@ -258,6 +263,7 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows[0].contains("**reproduced**") && rows[0].contains("a \\| b"));
         assert!(rows[1].contains("**not_reproduced**") && rows[1].contains("0123456789 |"));
+        assert_eq!(short_rev("0123456789abcdef-dirty"), "0123456789-dirty");
         let json: serde_json::Value = serde_json::from_str(
             &fs::read_to_string(dir.path().join("a.claim/result.json")).unwrap(),
         )

@@ -1,7 +1,9 @@
 //! Tests of the loader: determinism, coverage, drop_last, prefetch equivalence, errors.
 
-use super::*;
+use datasets::loader::*;
+use datasets::{DataError, Result};
 use tch::Kind;
+use tch::Tensor;
 
 /// `n` items whose image row `i` is `[i, -i]` and whose label is `i`.
 fn data(n: i64) -> (Tensor, Tensor) {
