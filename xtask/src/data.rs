@@ -2,7 +2,6 @@
 
 use anyhow::{bail, Result};
 use datasets::fetch::{self, DatasetSpec, Source, ALL};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -109,21 +108,10 @@ impl std::fmt::Display for Status {
 }
 
 pub fn status(spec: &DatasetSpec, root: &Path) -> Status {
-    let nested = root.join(spec.name);
-    let dir = if nested.is_dir() {
-        nested
-    } else {
-        root.to_path_buf()
-    };
-    let present = |d: &Path| spec.files.iter().all(|f| d.join(f.name).is_file());
-    if !present(&dir) {
-        return Status::Missing;
-    }
-    let marker = fs::read_to_string(dir.join(".verified")).unwrap_or_default();
-    let ok = spec.files.iter().all(|f| {
-        marker.contains(f.sha256) && fs::metadata(dir.join(f.name)).is_ok_and(|m| m.len() == f.size)
-    });
-    if ok {
+    let dir = datasets::fetch::dir_under(spec, root);
+    if !spec.files.iter().all(|f| dir.join(f.name).is_file()) {
+        Status::Missing
+    } else if datasets::fetch::is_verified(spec, &dir) {
         Status::Verified(dir)
     } else {
         Status::Unverified(dir)
@@ -134,6 +122,7 @@ pub fn status(spec: &DatasetSpec, root: &Path) -> Status {
 mod tests {
     use super::*;
     use datasets::fetch::MNIST;
+    use std::fs;
 
     #[test]
     fn status_follows_files_and_marker() {

@@ -185,7 +185,9 @@ pub fn verify(spec: &DatasetSpec, dir: &Path) -> Result<(), DataError> {
 /// Marker written after a successful verification, so that later runs skip re-hashing.
 const VERIFIED: &str = ".verified";
 
-fn marker_ok(spec: &DatasetSpec, dir: &Path) -> bool {
+/// Whether `dir` holds every file of `spec` at its recorded size, verified by an earlier run
+/// (the marker records the checksums it verified).
+pub fn is_verified(spec: &DatasetSpec, dir: &Path) -> bool {
     let Ok(text) = fs::read_to_string(dir.join(VERIFIED)) else {
         return false;
     };
@@ -197,6 +199,16 @@ fn marker_ok(spec: &DatasetSpec, dir: &Path) -> bool {
     })
 }
 
+/// The folder of `spec` under a data root: `root/<name>/` when it exists, else `root` itself.
+pub fn dir_under(spec: &DatasetSpec, root: &Path) -> PathBuf {
+    let nested = root.join(spec.name);
+    if nested.is_dir() {
+        nested
+    } else {
+        root.to_path_buf()
+    }
+}
+
 /// Returns the folder holding the verified files of data set `name`.
 ///
 /// With `data_root = Some(dir)` the files are looked for in `dir/<name>/` then `dir/` and never
@@ -205,13 +217,8 @@ fn marker_ok(spec: &DatasetSpec, dir: &Path) -> bool {
 pub fn ensure(name: &str, data_root: Option<&Path>) -> Result<PathBuf, DataError> {
     let spec = spec(name)?;
     if let Some(root) = data_root {
-        let nested = root.join(spec.name);
-        let dir = if nested.is_dir() {
-            nested
-        } else {
-            root.to_path_buf()
-        };
-        if !marker_ok(spec, &dir) {
+        let dir = dir_under(spec, root);
+        if !is_verified(spec, &dir) {
             verify(spec, &dir)?;
             // A read-only data root is fine: the marker only saves time.
             let _ = write_marker(spec, &dir);
@@ -220,7 +227,7 @@ pub fn ensure(name: &str, data_root: Option<&Path>) -> Result<PathBuf, DataError
     }
     let root = default_data_root();
     let dir = root.join(spec.name);
-    if marker_ok(spec, &dir) {
+    if is_verified(spec, &dir) {
         return Ok(dir);
     }
     if dir.is_dir() && verify(spec, &dir).is_ok() {

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::loader::{Loader, LoaderConfig};
 use crate::{DataError, Result};
@@ -159,11 +159,8 @@ impl ImageFolder {
             image::imageops::resize(&img, self.width, self.height, FILTER)
         };
         let (h, w) = (i64::from(self.height), i64::from(self.width));
-        let t = Tensor::f_from_slice(img.as_raw())
-            .and_then(|t| t.f_view([h, w, 3]))
+        let t = crate::unit_pixels(img.as_raw(), &[h, w, 3])
             .and_then(|t| t.f_permute([2, 0, 1]))
-            .and_then(|t| t.f_to_kind(Kind::Float))
-            .and_then(|t| t.f_div_scalar(255.0))
             .map_err(DataError::torch(format!(
                 "{}: converting to a tensor",
                 path.display()
@@ -182,6 +179,7 @@ mod tests {
     use super::*;
     use crate::loader::Batch;
     use image::{Rgb, RgbImage};
+    use tch::Kind;
 
     fn solid(path: &Path, w: u32, h: u32, c: [u8; 3]) {
         RgbImage::from_pixel(w, h, Rgb(c)).save(path).unwrap();

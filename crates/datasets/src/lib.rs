@@ -122,3 +122,13 @@ impl DataError {
 }
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+/// 8-bit pixels as an f32 tensor of `shape` scaled to [0, 1], the convention of every image
+/// reader here.
+#[cfg(feature = "torch")]
+pub(crate) fn unit_pixels(data: &[u8], shape: &[i64]) -> Result<tch::Tensor, tch::TchError> {
+    tch::Tensor::f_from_slice(data)?
+        .f_view(shape)?
+        .f_to_kind(tch::Kind::Float)?
+        .f_div_scalar(255.0)
+}

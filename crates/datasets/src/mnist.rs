@@ -100,14 +100,9 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<(Tensor, Tensor)
         });
     }
     let n = img.dims[0] as i64;
-    let images = Tensor::f_from_slice(&img.data)
-        .and_then(|t| t.f_view([n, 1, SIDE as i64, SIDE as i64]))
-        .and_then(|t| t.f_to_kind(Kind::Float))
-        .and_then(|t| t.f_div_scalar(255.0))
-        .map_err(DataError::torch(format!(
-            "{}: converting images",
-            ipath.display()
-        )))?;
+    let images = crate::unit_pixels(&img.data, &[n, 1, SIDE as i64, SIDE as i64]).map_err(
+        DataError::torch(format!("{}: converting images", ipath.display())),
+    )?;
     let labels = Tensor::f_from_slice(&lab.data)
         .and_then(|t| t.f_to_kind(Kind::Int64))
         .map_err(DataError::torch(format!(

@@ -349,16 +349,14 @@ fn train_linear(
             ..Default::default()
         },
     )?;
-    let train_x = data.train_images.flatten(1, -1).to_device(ctx.device);
-    let train_y = data.train_labels.to_device(ctx.device);
-    let test_x = data.test_images.flatten(1, -1).to_device(ctx.device);
-    let test_y = data.test_labels.to_device(ctx.device);
+    let (train_x, train_y) = (data.train_images.flatten(1, -1), &data.train_labels);
+    let (test_x, test_y) = (data.test_images.flatten(1, -1), &data.test_labels);
     let loader_cfg = datasets::loader::LoaderConfig {
         batch_size: 128,
         seed: ctx.seed,
         ..Default::default()
     };
-    let loader = datasets::loader::Loader::new(&train_x, &train_y, loader_cfg)?;
+    let loader = datasets::loader::Loader::new(&train_x, train_y, loader_cfg)?;
     let steps_per_epoch = loader.batches_per_epoch();
     let schedule = train_kit::Schedule::WarmupCosine {
         base_lr: 2e-3,
@@ -393,7 +391,7 @@ fn train_linear(
         let acc = tch::no_grad(|| {
             fc.forward(&test_x)
                 .argmax(-1, false)
-                .eq_tensor(&test_y)
+                .eq_tensor(test_y)
                 .to_kind(Kind::Double)
                 .mean(Kind::Double)
                 .double_value(&[])
@@ -412,6 +410,8 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
         Mode::Quick => (data, 10),
         Mode::Full => (data, 30),
     };
+    // On the device once, shared by both runs.
+    let data = data.f_to_device(ctx.device)?;
     let with_bias = train_linear(ctx, &data, true, epochs, "bias")?;
     let without = train_linear(ctx, &data, false, epochs, "no_bias")?;
     let (acc_b, acc_nb) = (
