@@ -1,0 +1,345 @@
+//! [`VisionTransformer`] (Dosovitskiy et al. 2020, Eq. 1-4), laid out as timm's
+//! `VisionTransformer` so that its state_dict names load unchanged.
+
+use tch::nn::{self, Init};
+use tch::Tensor;
+
+use crate::config::{GlobalPool, PosEmbedKind, ViTConfig};
+use crate::error::{Result, ViTError};
+use crate::layers::{layer_norm, linear, AttnImpl, Block};
+use crate::pos_embed;
+use crate::tome::{initial_size, ToMe, TomeState};
+
+/// Options of one forward pass (see [`VisionTransformer::forward_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct ForwardOpts {
+    pub train: bool,
+    pub attn: AttnImpl,
+    /// Token merging (inference option).
+    pub tome: Option<ToMe>,
+    /// Keep each block's attention map `[B, heads, T, T]` (forces the explicit path).
+    pub keep_attention: bool,
+    /// Keep each block's output tokens `[B, T, D]` (before the final norm).
+    pub keep_blocks: bool,
+}
+
+/// What [`VisionTransformer::forward_with`] returns.
+#[derive(Debug)]
+pub struct ForwardOutput {
+    /// The final tokens after `norm`, `[B, T, D]` (T shrinks under ToMe).
+    pub tokens: Tensor,
+    /// Per block, when asked for.
+    pub attention: Vec<Tensor>,
+    pub blocks: Vec<Tensor>,
+    /// Under ToMe: how many patches each final token stands for, `[B, T, 1]`.
+    pub sizes: Option<Tensor>,
+    /// Patch grid of this input.
+    pub grid: (i64, i64),
+}
+
+#[derive(Debug)]
+pub struct VisionTransformer {
+    cfg: ViTConfig,
+    patch_embed: nn::Conv2D,
+    cls_token: Option<Tensor>,
+    reg_token: Option<Tensor>,
+    pos_embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Option<nn::LayerNorm>,
+    fc_norm: Option<nn::LayerNorm>,
+    head: Option<nn::Linear>,
+}
+
+impl VisionTransformer {
+    /// Builds the model under `vs` with timm's parameter names and initialisation.
+    pub fn new(vs: &nn::Path, cfg: &ViTConfig) -> Result<Self> {
+        cfg.validate()?;
+        let d = cfg.embed_dim;
+        let p = cfg.patch_size;
+        let patch_embed = nn::conv2d(
+            vs / "patch_embed" / "proj",
+            cfg.in_chans,
+            d,
+            p,
+            nn::ConvConfig {
+                stride: p,
+                ..Default::default()
+            },
+        );
+        let tiny = Init::Randn {
+            mean: 0.0,
+            stdev: 1e-6,
+        };
+        let cls_token = cfg
+            .class_token
+            .then(|| vs.var("cls_token", &[1, 1, d], tiny));
+        let reg_token =
+            (cfg.reg_tokens > 0).then(|| vs.var("reg_token", &[1, cfg.reg_tokens, d], tiny));
+        let pe_shape = [1, cfg.pos_embed_len(), d];
+        let pos_embed = match cfg.pos_embed {
+            PosEmbedKind::Learned => vs.var(
+                "pos_embed",
+                &pe_shape,
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            ),
+            PosEmbedKind::SinCos => {
+                let mut pe = vs.zeros_no_train("pos_embed", &pe_shape);
+                let (gh, gw) = cfg.grid_size();
+                let prefix = cfg.pos_embed_len() - cfg.num_patches();
+                let fixed = pos_embed::sincos_2d_tensor(d, gh, gw, prefix)?;
+                tch::no_grad(|| pe.copy_(&fixed));
+                pe
+            }
+        };
+        let blocks = (0..cfg.depth)
+            .map(|i| Block::new(vs / "blocks" / i, cfg, i))
+            .collect();
+        let use_fc_norm = cfg.use_fc_norm();
+        let norm = (!use_fc_norm).then(|| layer_norm(vs / "norm", d, cfg.norm_eps));
+        let fc_norm = use_fc_norm.then(|| layer_norm(vs / "fc_norm", d, cfg.norm_eps));
+        let head = (cfg.num_classes > 0).then(|| linear(vs / "head", d, cfg.num_classes, true));
+        Ok(Self {
+            cfg: cfg.clone(),
+            patch_embed,
+            cls_token,
+            reg_token,
+            pos_embed,
+            blocks,
+            norm,
+            fc_norm,
+            head,
+        })
+    }
+
+    pub fn config(&self) -> &ViTConfig {
+        &self.cfg
+    }
+
+    /// The patch grid for an input `[B, C, H, W]`, or an error naming what is wrong with it.
+    pub fn grid_for(&self, x: &Tensor) -> Result<(i64, i64)> {
+        let size = x.size();
+        let c = &self.cfg;
+        let bad = |why: &str| ViTError::Input {
+            expected: format!(
+                "[batch, {}, H, W] with H and W positive multiples of the patch size {}{why}",
+                c.in_chans, c.patch_size
+            ),
+            got: size.clone(),
+        };
+        if size.len() != 4 {
+            return Err(bad(""));
+        }
+        if size[1] != c.in_chans {
+            return Err(bad(&format!(" (got {} channels)", size[1])));
+        }
+        let (h, w) = (size[2], size[3]);
+        if h <= 0 || w <= 0 || h % c.patch_size != 0 || w % c.patch_size != 0 {
+            return Err(bad(&format!(" (got {h}x{w})")));
+        }
+        if !x.is_floating_point() {
+            return Err(bad(&format!(" as floating point (got {:?})", x.kind())));
+        }
+        Ok((h / c.patch_size, w / c.patch_size))
+    }
+
+    /// The position embedding for a grid: the stored one, or resampled to `grid` (timm's
+    /// `dynamic_img_size`).
+    pub fn pos_embed_for(&self, grid: (i64, i64)) -> Result<Tensor> {
+        let prefix = self.cfg.pos_embed_len() - self.cfg.num_patches();
+        pos_embed::resample(
+            &self.pos_embed,
+            self.cfg.grid_size(),
+            grid,
+            prefix,
+            self.cfg.pos_resample,
+        )
+    }
+
+    /// Patch embedding, prefix tokens and position embedding: `[B, prefix + h*w, D]`.
+    fn embed(&self, x: &Tensor, train: bool) -> Result<(Tensor, (i64, i64))> {
+        let grid = self.grid_for(x)?;
+        let tokens = x.apply(&self.patch_embed).flatten(2, 3).transpose(1, 2);
+        let b = tokens.size()[0];
+        let pos = self.pos_embed_for(grid)?;
+        let mut prefix: Vec<Tensor> = Vec::with_capacity(3);
+        for t in [&self.cls_token, &self.reg_token].into_iter().flatten() {
+            let s = t.size();
+            prefix.push(t.expand([b, s[1], s[2]], false).to_kind(tokens.kind()));
+        }
+        let x = if self.cfg.no_embed_class {
+            prefix.push(tokens + pos);
+            Tensor::cat(&prefix, 1)
+        } else {
+            prefix.push(tokens);
+            Tensor::cat(&prefix, 1) + pos
+        };
+        Ok((x.dropout(self.cfg.drop_rate, train), grid))
+    }
+
+    /// The general forward: every option in one pass.
+    pub fn forward_with(&self, x: &Tensor, opts: &ForwardOpts) -> Result<ForwardOutput> {
+        let (mut x, grid) = self.embed(x, opts.train)?;
+        let prefix = self.cfg.num_prefix_tokens();
+        let mut tome = opts.tome.map(|tome| TomeState {
+            tome,
+            size: initial_size(&x),
+            prefix,
+        });
+        let (mut attention, mut blocks) = (Vec::new(), Vec::new());
+        for block in &self.blocks {
+            let out = block.forward(
+                &x,
+                opts.train,
+                opts.attn,
+                opts.keep_attention,
+                tome.as_mut(),
+            );
+            x = out.x;
+            attention.extend(out.map);
+            if opts.keep_blocks {
+                blocks.push(x.shallow_clone());
+            }
+        }
+        let tokens = match &self.norm {
+            Some(norm) => x.apply(norm),
+            None => x,
+        };
+        Ok(ForwardOutput {
+            tokens,
+            attention,
+            blocks,
+            sizes: tome.map(|t| t.size),
+            grid,
+        })
+    }
+
+    /// `[B, T, D]` tokens after the final norm.
+    pub fn forward_features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self
+            .forward_with(
+                x,
+                &ForwardOpts {
+                    train,
+                    ..Default::default()
+                },
+            )?
+            .tokens)
+    }
+
+    /// Pooling, `fc_norm`, dropout and the classifier: `[B, num_classes]`, or the pooled features
+    /// when `num_classes = 0` (the whole sequence with `GlobalPool::None`).
+    pub fn forward_head(&self, tokens: &Tensor, train: bool) -> Tensor {
+        let prefix = self.cfg.num_prefix_tokens();
+        let pooled = match self.cfg.global_pool {
+            GlobalPool::Token => tokens.select(1, 0),
+            GlobalPool::Avg => {
+                let t = tokens.size()[1];
+                tokens
+                    .narrow(1, prefix, t - prefix)
+                    .mean_dim(1, false, None)
+            }
+            GlobalPool::None => tokens.shallow_clone(),
+        };
+        let pooled = match &self.fc_norm {
+            Some(n) => pooled.apply(n),
+            None => pooled,
+        };
+        let pooled = pooled.dropout(self.cfg.drop_rate, train);
+        match &self.head {
+            Some(h) => pooled.apply(h),
+            None => pooled,
+        }
+    }
+
+    /// Logits `[B, num_classes]` through the fused attention path.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let tokens = self.forward_features(x, train)?;
+        Ok(self.forward_head(&tokens, train))
+    }
+
+    /// Inference logits and each block's attention map `[B, heads, T, T]` (explicit path; the
+    /// logits equal the fused path's to float rounding).
+    pub fn forward_with_attention(&self, x: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
+        let out = self.forward_with(
+            x,
+            &ForwardOpts {
+                attn: AttnImpl::Explicit,
+                keep_attention: true,
+                ..Default::default()
+            },
+        )?;
+        Ok((self.forward_head(&out.tokens, false), out.attention))
+    }
+
+    /// Inference logits with token merging.
+    pub fn forward_tome(&self, x: &Tensor, tome: ToMe) -> Result<Tensor> {
+        let out = self.forward_with(
+            x,
+            &ForwardOpts {
+                tome: Some(tome),
+                ..Default::default()
+            },
+        )?;
+        Ok(self.forward_head(&out.tokens, false))
+    }
+
+    /// Per-block outputs as feature maps `[B, D, h, w]` (prefix tokens dropped; with `norm`,
+    /// the final norm applied to each), for dense heads. `indices` selects blocks; negative
+    /// indices count from the end.
+    pub fn forward_intermediates(
+        &self,
+        x: &Tensor,
+        indices: &[i64],
+        norm: bool,
+    ) -> Result<Vec<Tensor>> {
+        let depth = self.cfg.depth;
+        let mut wanted = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let j = if i < 0 { depth + i } else { i };
+            if !(0..depth).contains(&j) {
+                return Err(ViTError::Config(format!(
+                    "block index {i} out of range for depth {depth}"
+                )));
+            }
+            wanted.push(j as usize);
+        }
+        let out = self.forward_with(
+            x,
+            &ForwardOpts {
+                keep_blocks: true,
+                ..Default::default()
+            },
+        )?;
+        let prefix = self.cfg.num_prefix_tokens();
+        let (gh, gw) = out.grid;
+        Ok(wanted
+            .into_iter()
+            .map(|j| {
+                let t = &out.blocks[j];
+                let t = match (&self.norm, norm) {
+                    (Some(n), true) => t.apply(n),
+                    _ => t.shallow_clone(),
+                };
+                let (b, n, d) = (t.size()[0], t.size()[1], t.size()[2]);
+                t.narrow(1, prefix, n - prefix)
+                    .transpose(1, 2)
+                    .reshape([b, d, gh, gw])
+            })
+            .collect())
+    }
+
+    /// The number of elements of every tensor the model holds (the fixed sin-cos embedding
+    /// included, as in the state_dict).
+    pub fn num_params(vs: &nn::VarStore) -> i64 {
+        vs.variables().values().map(|t| t.numel() as i64).sum()
+    }
+
+    /// Parameters that should not get weight decay: 1-D tensors (biases, norms, layer scale)
+    /// and the tokens / position embedding (timm `no_weight_decay`, MAE `param_groups_weight_decay`).
+    pub fn is_no_decay(name: &str, shape: &[i64]) -> bool {
+        shape.len() <= 1 || matches!(name, "cls_token" | "reg_token" | "pos_embed" | "dist_token")
+    }
+}
