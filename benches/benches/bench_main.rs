@@ -1,5 +1,5 @@
 //! Criterion benches of the workspace (`cargo bench -p benches`). Groups carry the device
-//! in their name (`adamw_step/cpu`, `adamw_step/cuda0`).
+//! in their name (`adamw_step/cpu`, `vit_forward/cuda0`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
@@ -16,6 +16,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = benchmarks::adamw::adamw_step
+    targets = benchmarks::adamw::adamw_step, benchmarks::vit::attention, benchmarks::vit::forward
 }
 criterion_main!(benches);

@@ -136,6 +136,28 @@ pub fn cmd(out: &Path) -> Result<()> {
     for a in &tests {
         listed.push((copy(&a.executable)?, a));
     }
+    // The side-by-side bench: the Rust binary, its PyTorch twin and the GPU driver script.
+    let bench_json = util::run_stdout(cargo(&env, &root).args([
+        "build",
+        "--release",
+        "-p",
+        "benches",
+        "--bin",
+        "vit_bench",
+        "--message-format=json-render-diagnostics",
+    ]))
+    .context("building vit_bench")?;
+    let vit_bench =
+        util::bin_executable(&bench_json, "vit_bench").context("vit_bench not built")?;
+    copy(&vit_bench)?;
+    let scripts = out.join("scripts");
+    fs::create_dir_all(&scripts).with_context(|| format!("creating {}", scripts.display()))?;
+    for rel in ["benches/python/vit_bench.py", "benches/gpu/vit_gpu.sh"] {
+        let from = root.join(rel);
+        let to = scripts.join(from.file_name().context("script name")?);
+        fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
+    }
 
     let run_sh = out.join("run.sh");
     fs::write(&run_sh, RUN_SH).with_context(|| format!("writing {}", run_sh.display()))?;

@@ -1,6 +1,7 @@
 //! The workspace's entry point (`cargo xtask …`): setup, test, reproduce, data, bench, bundle,
 //! doctor. Depends on no torch crate: it runs before libtorch exists, and installs it.
 
+mod bench;
 mod bundle;
 mod data;
 mod doctor;
@@ -38,12 +39,9 @@ enum Cmd {
     },
     /// Libtorch, CUDA as PyTorch and as our build see it, linkage, cache and data state.
     Doctor,
-    /// Setup, the workspace's tests, the parity tests, and a smoke run of every claim (release).
-    Test {
-        /// Install the reference packages for the parity tests too.
-        #[arg(long)]
-        references: bool,
-    },
+    /// Setup (with the reference packages: the parity tests compare against timm, ...), the
+    /// workspace's tests, the parity tests, and a smoke run of every claim (release).
+    Test,
     /// Build the repro binary (release) and run claims, or list them.
     Reproduce(reproduce::Opts),
     /// Fetch or list the data sets.
@@ -51,11 +49,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: data::Cmd,
     },
-    /// Run the benches: `cargo bench -p benches -- ARGS`.
-    Bench {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Criterion benches (`cargo bench -p benches -- ARGS`), then the side-by-side runs
+    /// against PyTorch eager.
+    Bench(bench::Opts),
     /// Copy the release repro and test binaries with a run.sh into DIR, for a machine with
     /// python3+torch 2.11 and no Rust.
     Bundle {
@@ -80,26 +76,12 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Setup { references } => setup::cmd(references),
         Cmd::Env { references } => setup::env_cmd(references),
         Cmd::Doctor => doctor::cmd(),
-        Cmd::Test { references } => test::cmd(references),
+        Cmd::Test => test::cmd(true),
         Cmd::Reproduce(opts) => reproduce::cmd(&opts),
         Cmd::Data { cmd } => data::cmd(&cmd),
-        Cmd::Bench { args } => bench(&args),
+        Cmd::Bench(opts) => bench::cmd(&opts),
         Cmd::Bundle { out } => bundle::cmd(&out),
     }
-}
-
-fn bench(args: &[String]) -> Result<()> {
-    let env = setup::setup(setup::Opts {
-        announce: true,
-        ..Default::default()
-    })?;
-    let root = util::workspace_root()?;
-    let mut cmd = util::cargo(&env, &root);
-    cmd.args(["bench", "-p", "benches"]);
-    if !args.is_empty() {
-        cmd.arg("--").args(args);
-    }
-    util::run(&mut cmd)
 }
 
 #[cfg(test)]
@@ -116,7 +98,7 @@ mod tests {
     fn bench_takes_everything_after_it() {
         let cli = Cli::try_parse_from(["xtask", "bench", "--save-baseline", "x", "conv"]).unwrap();
         match cli.cmd {
-            Cmd::Bench { args } => assert_eq!(args, ["--save-baseline", "x", "conv"]),
+            Cmd::Bench(o) => assert_eq!(o.args, ["--save-baseline", "x", "conv"]),
             other => panic!("{other:?}"),
         }
     }

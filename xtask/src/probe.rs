@@ -22,7 +22,7 @@ const fn pkg(pip: &'static str, module: &'static str) -> Pkg {
 pub const BASE: &[Pkg] = &[pkg("torch==2.11.0", "torch"), pkg("numpy", "numpy")];
 pub const REFERENCES: &[Pkg] = &[
     pkg("torchvision==0.26.0", "torchvision"),
-    pkg("timm", "timm"),
+    pkg("timm==1.0.31", "timm"),
     pkg("pycocotools", "pycocotools.mask"),
     pkg("torchmetrics", "torchmetrics"),
     pkg("scikit-learn", "sklearn"),

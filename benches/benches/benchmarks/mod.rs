@@ -1,3 +1,4 @@
 //! Bench modules.
 
 pub mod adamw;
+pub mod vit;

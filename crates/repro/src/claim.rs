@@ -41,10 +41,11 @@ pub struct Claim {
 
 /// Every claim, in report order.
 pub fn registry() -> Vec<Claim> {
-    vec![
-        crate::experiments::basics_bias::perceptron(),
-        crate::experiments::basics_bias::mnist(),
-    ]
+    use crate::experiments::{basics_bias, rf, vit};
+    let mut all = vec![basics_bias::perceptron(), basics_bias::mnist()];
+    all.extend(vit::claims());
+    all.extend(rf::claims());
+    all
 }
 
 /// Selects claims by id or id prefix (`basics` selects `basics.bias` and `basics.bias.mnist`).

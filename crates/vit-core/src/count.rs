@@ -10,6 +10,10 @@ use serde::Serialize;
 
 use crate::config::ViTConfig;
 
+/// timm's parameter counts and `FlopCounterMode` MACs (224x224, 1000 classes) for the 15
+/// presets, written by `tests/parity/timm_counts.py` (timm 1.0.31, torch 2.11.0).
+pub const TIMM_COUNTS_JSON: &str = include_str!("../reference/timm_counts.json");
+
 /// Every tensor of the state_dict, as [`crate::VisionTransformer::num_params`] counts it.
 pub fn param_count(cfg: &ViTConfig) -> i64 {
     let d = cfg.embed_dim;

@@ -98,7 +98,7 @@ impl Attention {
         let (out, map) = if call.imp == AttnImpl::Explicit || call.keep_map {
             let mut logits = (&q * scale).matmul(&k.transpose(-2, -1));
             if let Some(bias) = &bias {
-                logits = logits + bias;
+                logits += bias;
             }
             let attn = logits.softmax(-1, logits.kind());
             let out = attn.dropout(drop, train).matmul(&v);
@@ -205,7 +205,7 @@ impl Block {
         train: bool,
         imp: AttnImpl,
         keep_map: bool,
-        mut tome: Option<&mut TomeState>,
+        tome: Option<&mut TomeState>,
     ) -> BlockOut {
         let call = AttnCall {
             imp,
@@ -215,7 +215,7 @@ impl Block {
         };
         let a = self.attn.forward(&x.apply(&self.norm1), train, &call);
         let mut x = x + drop_path(Self::scale(a.x, &self.ls1), self.drop_path, train);
-        if let (Some(t), Some(metric)) = (tome.as_deref_mut(), a.metric) {
+        if let (Some(t), Some(metric)) = (tome, a.metric) {
             let (nx, ns) = merge_tokens(&x, &t.size, &metric, t.tome.r, t.prefix);
             x = nx;
             t.size = ns;

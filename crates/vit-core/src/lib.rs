@@ -23,7 +23,7 @@ mod tome;
 mod weights;
 
 pub use config::{GlobalPool, PosEmbedKind, PosResample, Size, ViTConfig};
-pub use count::{param_count, Macs};
+pub use count::{param_count, Macs, TIMM_COUNTS_JSON};
 pub use error::{Result, ViTError};
 pub use layers::AttnImpl;
 pub use model::{ForwardOpts, ForwardOutput, VisionTransformer};

@@ -336,10 +336,4 @@ impl VisionTransformer {
     pub fn num_params(vs: &nn::VarStore) -> i64 {
         vs.variables().values().map(|t| t.numel() as i64).sum()
     }
-
-    /// Parameters that should not get weight decay: 1-D tensors (biases, norms, layer scale)
-    /// and the tokens / position embedding (timm `no_weight_decay`, MAE `param_groups_weight_decay`).
-    pub fn is_no_decay(name: &str, shape: &[i64]) -> bool {
-        shape.len() <= 1 || matches!(name, "cls_token" | "reg_token" | "pos_embed" | "dist_token")
-    }
 }

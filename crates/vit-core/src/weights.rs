@@ -57,6 +57,9 @@ impl std::fmt::Display for LoadReport {
     }
 }
 
+/// A patch grid (rows, columns).
+type Grid = (i64, i64);
+
 fn skipped(name: &str, skip: &[String]) -> bool {
     skip.iter()
         .any(|s| name == s || (s.ends_with('.') && name.starts_with(s.as_str())))
@@ -127,7 +130,7 @@ impl VisionTransformer {
         &self,
         path: &Path,
         src: &Tensor,
-    ) -> Result<(Tensor, (i64, i64), (i64, i64))> {
+    ) -> Result<(Tensor, Grid, Grid)> {
         let cfg = self.config();
         let want = vec![1, cfg.pos_embed_len(), cfg.embed_dim];
         let got = src.size();

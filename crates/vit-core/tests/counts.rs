@@ -1,5 +1,5 @@
 //! Analytic parameter and MAC counts against timm's, for every preset. The fixture
-//! `tests/fixtures/timm_counts.json` is written by `tests/parity/timm_counts.py` (timm models on
+//! `reference/timm_counts.json` is written by `tests/parity/timm_counts.py` (timm models on
 //! the meta device, MACs from `torch.utils.flop_counter.FlopCounterMode`).
 
 use serde_json::Value;
@@ -7,7 +7,7 @@ use tch::{nn, Device};
 use vit_core::{param_count, Macs, ViTConfig, VisionTransformer};
 
 fn fixture() -> Value {
-    serde_json::from_str(include_str!("fixtures/timm_counts.json")).unwrap()
+    serde_json::from_str(vit_core::TIMM_COUNTS_JSON).unwrap()
 }
 
 #[test]

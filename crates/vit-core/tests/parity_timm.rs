@@ -109,9 +109,87 @@ fn parity_counts_fixture_is_current() {
         .unwrap();
     assert!(status.success());
     let live: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
-    let fixture: Value = serde_json::from_str(include_str!("fixtures/timm_counts.json")).unwrap();
+    let fixture: Value = serde_json::from_str(vit_core::TIMM_COUNTS_JSON).unwrap();
     assert_eq!(
         live["models"], fixture["models"],
-        "regenerate tests/fixtures/timm_counts.json"
+        "regenerate reference/timm_counts.json with tests/parity/timm_counts.py"
     );
+}
+
+/// `tools/convert_timm.py` output (weights + config) loads strictly, and a `.pth` checkpoint
+/// dict with DataParallel names converts to the same tensors.
+#[test]
+#[ignore = "needs CVLAB_PYTHON with timm; run by cargo xtask test"]
+fn parity_convert_tool_output_loads_strictly() {
+    let python = std::env::var_os("CVLAB_PYTHON").expect("CVLAB_PYTHON");
+    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/convert_timm.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vit_s.safetensors");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let status = std::process::Command::new(&python)
+            .arg(&tool)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "convert_timm.py {args:?}: {status}");
+    };
+    run(&[
+        "--model".as_ref(),
+        "vit_small_patch16_224".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    let cfg: ViTConfig = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("vit_s.safetensors.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg,
+        ViTConfig {
+            fc_norm: Some(false),
+            ..ViTConfig::small(16)
+        }
+    );
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = VisionTransformer::new(&vs.root(), &cfg).unwrap();
+    let strict = LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let report = model.load_safetensors(&vs, &out, &strict).unwrap();
+    assert_eq!(report.loaded.len(), 152);
+
+    // Save a checkpoint dict {"model": {"module.<name>": t}} and convert it back.
+    let pth = dir.path().join("ckpt.pth");
+    let script = format!(
+        "import torch; from safetensors.torch import load_file; \
+         sd = load_file({out:?}); \
+         torch.save({{'model': {{'module.' + k: v for k, v in sd.items()}}, 'epoch': 1}}, {pth:?})",
+        out = out.to_str().unwrap(),
+        pth = pth.to_str().unwrap()
+    );
+    let status = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let back = dir.path().join("back.safetensors");
+    run(&[
+        "--pth".as_ref(),
+        pth.as_os_str(),
+        "--out".as_ref(),
+        back.as_os_str(),
+    ]);
+    let a: HashMap<String, Tensor> = Tensor::read_safetensors(&out)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let b: HashMap<String, Tensor> = Tensor::read_safetensors(&back)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(a.len(), b.len());
+    for (k, t) in &a {
+        assert!(t.equal(&b[k]), "{k}");
+    }
 }

@@ -1,3 +1,5 @@
 //! One module per paper claim.
 
 pub mod basics_bias;
+pub mod rf;
+pub mod vit;

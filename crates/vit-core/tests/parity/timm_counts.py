@@ -1,4 +1,4 @@
-"""Parameter counts and matmul MACs of timm's ViT presets (the fixture of vit-core's count tests).
+"""Parameter counts and matmul MACs of timm's ViT presets: vit-core's reference/timm_counts.json.
 
 Usage: python timm_counts.py [OUT.json]   (default: print to stdout)
 

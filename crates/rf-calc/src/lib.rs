@@ -1,0 +1,1 @@
+//! rf-calc (work in progress).

@@ -1,0 +1,179 @@
+//! `cargo xtask bench`: the criterion benches, then the side-by-side runs against PyTorch eager:
+//! the Rust `vit_bench` binary and `benches/python/vit_bench.py` doing the same work, in
+//! alternating rounds of one run each, so that both see the same machine state.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+use crate::setup::{self, Env};
+use crate::util;
+
+#[derive(clap::Args, Debug, Default)]
+pub struct Opts {
+    /// Only the side-by-side runs against PyTorch (no criterion).
+    #[arg(long, conflicts_with = "criterion_only")]
+    pub side_by_side_only: bool,
+    /// Only criterion (no PyTorch).
+    #[arg(long)]
+    pub criterion_only: bool,
+    /// Alternating rounds per side-by-side case.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Arguments for criterion (`cargo bench -p benches -- ARGS`), e.g. a filter.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// One comparison: a label and the arguments both programs take.
+pub struct Case {
+    pub label: &'static str,
+    pub args: &'static [&'static str],
+}
+
+/// What the issues ask to compare on the CPU.
+pub const CPU_CASES: &[Case] = &[Case {
+    label: "ViT-S/16 forward, batch 8, 224, f32, CPU",
+    args: &[
+        "--model",
+        "vit_small_patch16_224",
+        "--batch",
+        "8",
+        "--mode",
+        "infer",
+        "--device",
+        "cpu",
+        "--dtype",
+        "f32",
+        "--iters",
+        "10",
+        "--warmup",
+        "2",
+    ],
+}];
+
+pub fn cmd(opts: &Opts) -> Result<()> {
+    let env = setup::setup(setup::Opts {
+        references: !opts.criterion_only,
+        parity: !opts.criterion_only,
+        announce: true,
+    })?;
+    let root = util::workspace_root()?;
+    if !opts.side_by_side_only {
+        let mut cmd = util::cargo(&env, &root);
+        cmd.args(["bench", "-p", "benches", "--bench", "bench_main"]);
+        if !opts.args.is_empty() {
+            cmd.arg("--").args(&opts.args);
+        }
+        util::run(&mut cmd)?;
+    }
+    if !opts.criterion_only {
+        side_by_side(&env, &root, opts.rounds.max(1))?;
+    }
+    Ok(())
+}
+
+fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
+    let out = util::run_stdout(util::cargo(env, root).args([
+        "build",
+        "--release",
+        "-p",
+        "benches",
+        "--bin",
+        "vit_bench",
+        "--message-format=json",
+    ]))?;
+    let rust = util::bin_executable(&out, "vit_bench").context("vit_bench was not built")?;
+    let python = env
+        .get("CVLAB_PYTHON")
+        .context("no CVLAB_PYTHON: the side-by-side runs need PyTorch and timm")?
+        .to_owned();
+    let script = root.join("benches/python/vit_bench.py");
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string();
+    let mut results = Vec::new();
+    for case in CPU_CASES {
+        eprintln!(
+            "== side by side: {} ({rounds} alternating rounds)",
+            case.label
+        );
+        let (mut r_med, mut p_med) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let r = run_json(
+                Command::new(&rust)
+                    .args(case.args)
+                    .args(["--threads", &threads]),
+            )?;
+            let p = run_json(
+                Command::new(&python)
+                    .arg(&script)
+                    .args(case.args)
+                    .args(["--threads", &threads]),
+            )?;
+            let (rm, pm) = (median_s(&r)?, median_s(&p)?);
+            eprintln!(
+                "   round {}: rust {:.2} ms, pytorch {:.2} ms",
+                round + 1,
+                rm * 1e3,
+                pm * 1e3
+            );
+            r_med.push(rm);
+            p_med.push(pm);
+        }
+        let (r, p) = (median(&mut r_med), median(&mut p_med));
+        results.push(json!({
+            "case": case.label, "args": case.args, "threads": threads, "rounds": rounds,
+            "rust_median_ms": r * 1e3, "pytorch_median_ms": p * 1e3, "ratio_rust_over_pytorch": r / p,
+            "rust_round_medians_ms": r_med.iter().map(|v| v * 1e3).collect::<Vec<_>>(),
+            "pytorch_round_medians_ms": p_med.iter().map(|v| v * 1e3).collect::<Vec<_>>(),
+        }));
+    }
+    println!("\n| case | Rust (ms) | PyTorch eager (ms) | Rust / PyTorch |\n|---|---|---|---|");
+    for r in &results {
+        println!(
+            "| {} | {:.2} | {:.2} | {:.3} |",
+            r["case"].as_str().unwrap_or(""),
+            r["rust_median_ms"].as_f64().unwrap_or(f64::NAN),
+            r["pytorch_median_ms"].as_f64().unwrap_or(f64::NAN),
+            r["ratio_rust_over_pytorch"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let dir = util::target_dir(root).join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("side_by_side.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    eprintln!("written: {}", path.display());
+    Ok(())
+}
+
+fn run_json(cmd: &mut Command) -> Result<Value> {
+    let text = util::run_stdout(cmd)?;
+    let line = text.lines().last().unwrap_or("");
+    serde_json::from_str(line).with_context(|| format!("expected one JSON line, got: {text}"))
+}
+
+fn median_s(v: &Value) -> Result<f64> {
+    match v["median_s"].as_f64() {
+        Some(m) if m > 0.0 => Ok(m),
+        _ => bail!("no median_s in {v}"),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_rounds() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert!(median_s(&json!({"median_s": 0.0})).is_err());
+        assert_eq!(median_s(&json!({"median_s": 0.5})).unwrap(), 0.5);
+    }
+}
