@@ -173,7 +173,9 @@ pub(crate) struct BlockOut {
 }
 
 impl Block {
-    pub(crate) fn new(vs: nn::Path, cfg: &ViTConfig, index: i64) -> Self {
+    /// Block `index` of a model with config `cfg` (width, heads, MLP ratio, qkv bias, eps,
+    /// dropouts, and the drop-path rate of that index). MAE's decoder builds its blocks this way.
+    pub fn new(vs: nn::Path, cfg: &ViTConfig, index: i64) -> Self {
         let d = cfg.embed_dim;
         let ls = |name: &str| {
             cfg.init_values
@@ -195,6 +197,11 @@ impl Block {
             Some(g) => x * g,
             None => x,
         }
+    }
+
+    /// `x + attn(norm1(x))`, then `x + mlp(norm2(x))`, through the fused attention.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.forward(x, train, AttnImpl::Fused, false, None).x
     }
 
     /// One block. With `tome`, `tome.tome.r` token pairs are merged between the attention and

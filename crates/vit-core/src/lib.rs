@@ -25,7 +25,7 @@ mod weights;
 pub use config::{GlobalPool, PosEmbedKind, PosResample, Size, ViTConfig};
 pub use count::{param_count, Macs, TIMM_COUNTS_JSON};
 pub use error::{Result, ViTError};
-pub use layers::AttnImpl;
+pub use layers::{AttnImpl, Block};
 pub use model::{ForwardOpts, ForwardOutput, VisionTransformer};
 pub use tome::ToMe;
 pub use weights::{save_safetensors, LoadOptions, LoadReport};

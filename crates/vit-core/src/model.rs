@@ -158,25 +158,59 @@ impl VisionTransformer {
         )
     }
 
-    /// Patch embedding, prefix tokens and position embedding: `[B, prefix + h*w, D]`.
-    fn embed(&self, x: &Tensor, train: bool) -> Result<(Tensor, (i64, i64))> {
+    /// Patch embedding plus the patches' position embedding (resampled when the grid differs):
+    /// `[B, h*w, D]`, no prefix tokens. MAE masks these before the encoder.
+    pub fn embed_patches(&self, x: &Tensor) -> Result<(Tensor, (i64, i64))> {
         let grid = self.grid_for(x)?;
         let tokens = x.apply(&self.patch_embed).flatten(2, 3).transpose(1, 2);
-        let b = tokens.size()[0];
         let pos = self.pos_embed_for(grid)?;
-        let mut prefix: Vec<Tensor> = Vec::with_capacity(3);
-        for t in [&self.cls_token, &self.reg_token].into_iter().flatten() {
-            let s = t.size();
-            prefix.push(t.expand([b, s[1], s[2]], false).to_kind(tokens.kind()));
-        }
-        let x = if self.cfg.no_embed_class {
-            prefix.push(tokens + pos);
-            Tensor::cat(&prefix, 1)
+        let p = pos.size()[1] - grid.0 * grid.1;
+        Ok((tokens + pos.narrow(1, p, grid.0 * grid.1), grid))
+    }
+
+    /// The class and register tokens, each with its position embedding unless
+    /// `no_embed_class`: `[B, prefix, D]` (MAE's `cls_token + pos_embed[:, :1]`).
+    pub fn prefix_tokens(&self, batch: i64) -> Tensor {
+        let parts: Vec<Tensor> = [&self.cls_token, &self.reg_token]
+            .into_iter()
+            .flatten()
+            .map(|t| t.shallow_clone())
+            .collect();
+        let d = self.cfg.embed_dim;
+        let mut prefix = if parts.is_empty() {
+            Tensor::zeros([1, 0, d], (self.pos_embed.kind(), self.pos_embed.device()))
         } else {
-            prefix.push(tokens);
-            Tensor::cat(&prefix, 1) + pos
+            Tensor::cat(&parts, 1)
         };
+        if !self.cfg.no_embed_class {
+            prefix = prefix + self.pos_embed.narrow(1, 0, self.cfg.num_prefix_tokens());
+        }
+        let p = prefix.size()[1];
+        prefix.expand([batch, p, d], false)
+    }
+
+    /// Prefix tokens, patch tokens and dropout: `[B, prefix + h*w, D]`. Adding the position
+    /// embedding before or after the concatenation gives the same numbers (timm adds after).
+    fn embed(&self, x: &Tensor, train: bool) -> Result<(Tensor, (i64, i64))> {
+        let (patches, grid) = self.embed_patches(x)?;
+        let prefix = self
+            .prefix_tokens(patches.size()[0])
+            .to_kind(patches.kind());
+        let x = Tensor::cat(&[prefix, patches], 1);
         Ok((x.dropout(self.cfg.drop_rate, train), grid))
+    }
+
+    /// Runs the blocks and the final norm on a token sequence `[B, T, D]` that the caller
+    /// built (MAE's encoder on the visible tokens).
+    pub fn forward_tokens(&self, tokens: &Tensor, train: bool) -> Tensor {
+        let mut x = tokens.shallow_clone();
+        for block in &self.blocks {
+            x = block.forward_t(&x, train);
+        }
+        match &self.norm {
+            Some(norm) => x.apply(norm),
+            None => x,
+        }
     }
 
     /// The general forward: every option in one pass.

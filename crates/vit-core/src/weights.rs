@@ -126,11 +126,7 @@ impl VisionTransformer {
         Ok(report)
     }
 
-    fn resample_loaded(
-        &self,
-        path: &Path,
-        src: &Tensor,
-    ) -> Result<(Tensor, Grid, Grid)> {
+    fn resample_loaded(&self, path: &Path, src: &Tensor) -> Result<(Tensor, Grid, Grid)> {
         let cfg = self.config();
         let want = vec![1, cfg.pos_embed_len(), cfg.embed_dim];
         let got = src.size();

@@ -245,3 +245,19 @@ fn sincos_positions_are_fixed_and_intermediates_are_maps() {
         .forward_intermediates(&input(1, 32, 32), &[3], false)
         .is_err());
 }
+
+#[test]
+fn token_level_api_rebuilds_the_forward() {
+    tch::manual_seed(5);
+    let mut cfg = small();
+    cfg.reg_tokens = 2;
+    let (_vs, m) = build(&cfg);
+    let x = input(2, 32, 32);
+    let (patches, grid) = m.embed_patches(&x).unwrap();
+    assert_eq!((patches.size(), grid), (vec![2, 16, 32], (4, 4)));
+    let prefix = m.prefix_tokens(2);
+    assert_eq!(prefix.size(), [2, 3, 32]);
+    let tokens = m.forward_tokens(&Tensor::cat(&[prefix, patches], 1), false);
+    let want = m.forward_features(&x, false).unwrap();
+    assert!(max_diff(&tokens, &want) < 1e-6);
+}
