@@ -41,9 +41,10 @@ pub struct Claim {
 
 /// Every claim, in report order.
 pub fn registry() -> Vec<Claim> {
-    use crate::experiments::{basics_bias, rf, vit};
+    use crate::experiments::{basics_bias, mae, rf, vit};
     let mut all = vec![basics_bias::perceptron(), basics_bias::mnist()];
     all.extend(vit::claims());
+    all.extend(mae::claims());
     all.extend(rf::claims());
     all
 }

@@ -1,0 +1,1 @@
+//! mae (work in progress).
