@@ -26,15 +26,20 @@ pub struct Opts {
     pub args: Vec<String>,
 }
 
-/// One comparison: a label and the arguments both programs take.
+/// One comparison: the Rust binary (of the `benches` package), its PyTorch twin, and the
+/// arguments both take.
 pub struct Case {
     pub label: &'static str,
+    pub bin: &'static str,
+    pub script: &'static str,
     pub args: &'static [&'static str],
 }
 
 /// What the issues ask to compare on the CPU.
 pub const CPU_CASES: &[Case] = &[Case {
     label: "ViT-S/16 forward, batch 8, 224, f32, CPU",
+    bin: "vit_bench",
+    script: "benches/python/vit_bench.py",
     args: &[
         "--model",
         "vit_small_patch16_224",
@@ -80,16 +85,13 @@ fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
         "--release",
         "-p",
         "benches",
-        "--bin",
-        "vit_bench",
+        "--bins",
         "--message-format=json",
     ]))?;
-    let rust = util::bin_executable(&out, "vit_bench").context("vit_bench was not built")?;
     let python = env
         .get("CVLAB_PYTHON")
         .context("no CVLAB_PYTHON: the side-by-side runs need PyTorch and timm")?
         .to_owned();
-    let script = root.join("benches/python/vit_bench.py");
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .to_string();
@@ -99,6 +101,9 @@ fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
             "== side by side: {} ({rounds} alternating rounds)",
             case.label
         );
+        let rust = util::bin_executable(&out, case.bin)
+            .with_context(|| format!("{} was not built", case.bin))?;
+        let script = root.join(case.script);
         let (mut r_med, mut p_med) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let r = run_json(

@@ -153,7 +153,7 @@ mod tests {
             "numpy (ModuleNotFoundError: No module named 'numpy')"
         );
         assert_eq!(missing[1], "torchvision==0.26.0 (found 0.25.0)");
-        assert_eq!(missing[2], "timm (not found)");
+        assert_eq!(missing[2], "timm==1.0.31 (not found)");
         assert_eq!(missing.len(), 6);
         let info = p.info(Path::new("/v/bin/python")).unwrap();
         assert_eq!(
