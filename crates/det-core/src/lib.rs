@@ -1,0 +1,1 @@
+//! det-core (work in progress).
