@@ -16,6 +16,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = benchmarks::adamw::adamw_step, benchmarks::vit::attention, benchmarks::vit::forward
+    targets = benchmarks::adamw::adamw_step, benchmarks::vit::attention, benchmarks::vit::forward, benchmarks::det::nms_cpu, benchmarks::det::coco_eval_cpu
 }
 criterion_main!(benches);

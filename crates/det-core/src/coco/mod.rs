@@ -1,0 +1,223 @@
+//! COCO instances JSON (ground truth) and results JSON (detections): reading with errors that
+//! name the file and position, validation of boxes and scores naming the offending id, writing;
+//! and the bbox evaluator equal to pycocotools' `COCOeval` ([`eval`]).
+
+pub mod eval;
+mod summary;
+
+pub use eval::{evaluate, CocoEval, CocoParams, EvalImage};
+pub use summary::{Summary, STAT_NAMES};
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::boxes::validate_xywh;
+use crate::error::{DetError, Result};
+
+/// One image of a COCO file (other fields are ignored on reading).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CocoImage {
+    pub id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+/// One category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CocoCategory {
+    pub id: i64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supercategory: Option<String>,
+}
+
+/// One ground-truth annotation: `bbox` is `[x, y, w, h]`; `area` is the annotation's own field
+/// (the segment area in real COCO), which decides the area range, as in pycocotools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CocoAnnotation {
+    pub id: i64,
+    pub image_id: i64,
+    pub category_id: i64,
+    pub bbox: [f64; 4],
+    /// Missing in the file: `w * h`.
+    #[serde(default = "nan")]
+    pub area: f64,
+    #[serde(default, deserialize_with = "de_crowd")]
+    pub iscrowd: bool,
+}
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
+fn de_crowd<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    // pycocotools tests truthiness: 0/1 or false/true.
+    let v = serde_json::Value::deserialize(d)?;
+    match v {
+        serde_json::Value::Bool(b) => Ok(b),
+        serde_json::Value::Number(n) => Ok(n.as_f64().is_some_and(|x| x != 0.0)),
+        other => Err(serde::de::Error::custom(format!(
+            "iscrowd: expected 0, 1 or a boolean, got {other}"
+        ))),
+    }
+}
+
+/// A COCO instances file (the parts box evaluation needs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CocoDataset {
+    pub images: Vec<CocoImage>,
+    #[serde(default)]
+    pub annotations: Vec<CocoAnnotation>,
+    #[serde(default)]
+    pub categories: Vec<CocoCategory>,
+}
+
+/// One detection of a results file: `bbox` is `[x, y, w, h]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CocoDetection {
+    pub image_id: i64,
+    pub category_id: i64,
+    pub bbox: [f64; 4],
+    pub score: f64,
+}
+
+pub(crate) fn json_error(file: &str, e: serde_json::Error) -> DetError {
+    DetError::Parse {
+        file: file.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    }
+}
+
+impl CocoDataset {
+    /// Parses and validates an instances JSON text; `file` names it in errors.
+    pub fn from_json_str(text: &str, file: &str) -> Result<Self> {
+        let mut d: CocoDataset = serde_json::from_str(text).map_err(|e| json_error(file, e))?;
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Reads an instances JSON file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DetError::io(path, e))?;
+        Self::from_json_str(&text, &path.display().to_string())
+    }
+
+    /// Writes the data set as JSON.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string(self).map_err(|e| json_error("<serialise>", e))?;
+        std::fs::write(path, text).map_err(|e| DetError::io(path, e))
+    }
+
+    /// Fills missing areas with `w * h`, rejects invalid boxes and duplicate ids.
+    pub fn validate(&mut self) -> Result<()> {
+        let mut seen = HashSet::new();
+        for a in &mut self.annotations {
+            validate_xywh(a.bbox, "annotation", a.id)?;
+            if a.area.is_nan() {
+                a.area = a.bbox[2] * a.bbox[3];
+            }
+            if !a.area.is_finite() || a.area < 0.0 {
+                return Err(DetError::InvalidBox {
+                    what: "annotation",
+                    id: a.id.to_string(),
+                    coords: a.bbox,
+                    reason: "area must be a finite non-negative number",
+                });
+            }
+            if !seen.insert(a.id) {
+                return Err(DetError::DuplicateId {
+                    what: "annotation",
+                    id: a.id,
+                });
+            }
+        }
+        let mut cats = HashSet::new();
+        for c in &self.categories {
+            if !cats.insert(c.id) {
+                return Err(DetError::DuplicateId {
+                    what: "category",
+                    id: c.id,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses and validates a results JSON text (a list of detections).
+pub fn detections_from_json_str(text: &str, file: &str) -> Result<Vec<CocoDetection>> {
+    let d: Vec<CocoDetection> = serde_json::from_str(text).map_err(|e| json_error(file, e))?;
+    validate_detections(&d)?;
+    Ok(d)
+}
+
+/// Reads a results JSON file.
+pub fn read_detections(path: &Path) -> Result<Vec<CocoDetection>> {
+    let text = std::fs::read_to_string(path).map_err(|e| DetError::io(path, e))?;
+    detections_from_json_str(&text, &path.display().to_string())
+}
+
+/// Writes a results JSON file.
+pub fn write_detections(path: &Path, dets: &[CocoDetection]) -> Result<()> {
+    let text = serde_json::to_string(dets).map_err(|e| json_error("<serialise>", e))?;
+    std::fs::write(path, text).map_err(|e| DetError::io(path, e))
+}
+
+/// Rejects NaN/negative-size boxes and non-finite scores, naming the detection's index.
+pub fn validate_detections(d: &[CocoDetection]) -> Result<()> {
+    for (i, det) in d.iter().enumerate() {
+        validate_xywh(det.bbox, "detection", i)?;
+        if !det.score.is_finite() {
+            return Err(DetError::InvalidScore {
+                what: "detection",
+                id: i.to_string(),
+                score: det.score,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_fills_area() {
+        let text = r#"{"images":[{"id":1,"file_name":"a.png"}],
+            "annotations":[{"id":5,"image_id":1,"category_id":2,"bbox":[1,2,3,4],"iscrowd":0,"segmentation":[[1,2]]}],
+            "categories":[{"id":2,"name":"tree"}]}"#;
+        let d = CocoDataset::from_json_str(text, "gt.json").unwrap();
+        assert_eq!(d.annotations[0].area, 12.0);
+        assert!(!d.annotations[0].iscrowd);
+    }
+
+    #[test]
+    fn errors_name_file_and_position() {
+        let e = CocoDataset::from_json_str("{\"images\": [\n{\"id\": }]}", "gt.json").unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("gt.json:2:"), "{s}");
+        let e = detections_from_json_str(
+            r#"[{"image_id":1,"category_id":1,"bbox":[0,0,-1,2],"score":0.5}]"#,
+            "dt.json",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("detection 0"), "{e}");
+        let dup = r#"{"images":[],"annotations":[
+            {"id":1,"image_id":1,"category_id":1,"bbox":[0,0,1,1]},
+            {"id":1,"image_id":1,"category_id":1,"bbox":[0,0,1,1]}]}"#;
+        assert!(matches!(
+            CocoDataset::from_json_str(dup, "x").unwrap_err(),
+            DetError::DuplicateId { id: 1, .. }
+        ));
+    }
+}

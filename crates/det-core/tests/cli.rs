@@ -1,0 +1,76 @@
+//! The `det-eval` binary: prints pycocotools' 12 summary lines for valid files, names the file
+//! and position of a malformed one, and exits non-zero.
+
+use std::process::Command;
+
+use det_core::coco::write_detections;
+use det_core::synth::{coco_like, SynthSpec};
+use det_core::{evaluate, CocoParams};
+
+#[test]
+fn det_eval_prints_the_summary_and_reports_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec {
+        images: 40,
+        categories: 4,
+        ground_truth: 200,
+        detections_per_image: 20,
+        seed: 5,
+    };
+    let (gt, dt) = coco_like(&spec);
+    let (gp, dp, jp) = (
+        dir.path().join("gt.json"),
+        dir.path().join("results.json"),
+        dir.path().join("out.json"),
+    );
+    gt.write(&gp).unwrap();
+    write_detections(&dp, &dt).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_det-eval"))
+        .args([
+            "--gt".as_ref(),
+            gp.as_os_str(),
+            "--dt".as_ref(),
+            dp.as_os_str(),
+        ])
+        .args(["--json".as_ref(), jp.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 12);
+    let expected = evaluate(&gt, &dt, &CocoParams::default()).unwrap();
+    let first = format!(
+        " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = {:.3}",
+        expected.summary.stats[0]
+    );
+    assert_eq!(text.lines().next().unwrap(), first);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jp).unwrap()).unwrap();
+    assert_eq!(
+        json["stats"][8].as_f64().unwrap(),
+        expected.summary.stats[8]
+    );
+
+    std::fs::write(&dp, "[{\"image_id\": 1,\n \"bbox\": oops}]").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_det-eval"))
+        .args([
+            "--gt".as_ref(),
+            gp.as_os_str(),
+            "--dt".as_ref(),
+            dp.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("results.json:2:"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_det-eval"))
+        .arg("--gt")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
