@@ -109,3 +109,35 @@ fn no_detections_gives_zero_and_no_ground_truth_gives_minus_one() {
     .unwrap();
     assert_eq!(ev.summary.stats, [-1.0; 12]);
 }
+
+/// The PR curve at IoU 0.50 averages to AP50, and its PNG is written.
+#[test]
+fn pr_curves_average_to_ap50_and_draw() {
+    let g = gt(
+        r#"{"id":1,"image_id":1,"category_id":1,"bbox":[10,10,20,20],"area":400},
+                 {"id":2,"image_id":2,"category_id":1,"bbox":[50,50,40,40],"area":1600},
+                 {"id":3,"image_id":2,"category_id":2,"bbox":[0,0,200,100],"area":20000}"#,
+    );
+    let d = [
+        det(1, 1, [11.0, 10.0, 20.0, 20.0], 0.9),
+        det(1, 1, [60.0, 60.0, 20.0, 20.0], 0.95),
+        det(2, 1, [52.0, 50.0, 40.0, 40.0], 0.5),
+        det(2, 2, [0.0, 0.0, 150.0, 100.0], 0.8),
+    ];
+    let ev = evaluate(&g, &d, &CocoParams::default()).unwrap();
+    let curves = ev.pr_curves();
+    assert_eq!(curves.len(), 10);
+    let (name, rec, prec) = &curves[0];
+    assert_eq!(
+        (name.as_str(), rec.len(), prec.len()),
+        ("IoU=0.50", 101, 101)
+    );
+    let mean = prec.iter().sum::<f64>() / prec.len() as f64;
+    let ap50 = ev.summary.stats[1];
+    assert!((mean - ap50).abs() < 1e-12, "{mean} vs {ap50}");
+    assert!(ap50 > 0.0 && ap50 < 1.0, "{ap50}");
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("pr.png");
+    det_core::draw::pr_curve_png(&curves[..1], &png, "PR").unwrap();
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+}

@@ -146,6 +146,35 @@ impl CocoEval {
         ]
     }
 
+    /// Precision-recall curves for [`crate::draw::pr_curve_png`]: one per IoU threshold, area
+    /// range "all", the largest maxDets, precision averaged over the categories that have ground
+    /// truth at each of the 101 recall points. The mean of the IoU=0.50 curve is stat 1 (AP50).
+    pub fn pr_curves(&self) -> Vec<(String, Vec<f64>, Vec<f64>)> {
+        let [t, r, k, a, m] = self.precision_shape();
+        (0..t)
+            .map(|tt| {
+                let precision = (0..r)
+                    .map(|rr| {
+                        let v: Vec<f64> = (0..k)
+                            .map(|kk| self.precision[(((tt * r + rr) * k + kk) * a) * m + (m - 1)])
+                            .filter(|&x| x > -1.0)
+                            .collect();
+                        if v.is_empty() {
+                            0.0
+                        } else {
+                            v.iter().sum::<f64>() / v.len() as f64
+                        }
+                    })
+                    .collect();
+                (
+                    format!("IoU={:.2}", self.params.iou_thrs[tt]),
+                    self.params.rec_thrs.clone(),
+                    precision,
+                )
+            })
+            .collect()
+    }
+
     /// AP per category (area "all", largest maxDets), averaged over IoU thresholds and recall
     /// points like stat 0; -1 where the category has no ground truth.
     pub fn per_category_ap(&self) -> Vec<(i64, f64)> {
