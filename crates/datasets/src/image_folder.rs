@@ -17,6 +17,17 @@ pub const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 /// The resize filter: bilinear (`Triangle`), as torchvision's default `Resize`.
 pub const FILTER: FilterType = FilterType::Triangle;
 
+/// How a decoded image becomes `height x width`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// Straight to `height x width`; the aspect ratio is not kept.
+    Stretch,
+    /// torchvision `Resize(shorter)` then `CenterCrop((height, width))`: the shorter side goes to
+    /// `shorter` with the aspect ratio kept (the longer side truncated as torchvision does), then
+    /// the centre is cut out. The standard evaluation transform (`Resize(256)`, `CenterCrop(224)`).
+    ShorterThenCenterCrop(u32),
+}
+
 /// A lazily decoded image-classification folder.
 #[derive(Debug, Clone)]
 pub struct ImageFolder {
@@ -25,6 +36,19 @@ pub struct ImageFolder {
     samples: Vec<(PathBuf, i64)>,
     height: u32,
     width: u32,
+    resize: Resize,
+    filter: FilterType,
+}
+
+/// The output size of torchvision `Resize(shorter)` on a `w x h` image.
+pub fn shorter_side_size(w: u32, h: u32, shorter: u32) -> (u32, u32) {
+    let scale =
+        |long: u32, short: u32| (u64::from(shorter) * u64::from(long) / u64::from(short)) as u32;
+    if w <= h {
+        (shorter, scale(h, w))
+    } else {
+        (scale(w, h), shorter)
+    }
 }
 
 fn is_image(path: &Path) -> bool {
@@ -105,7 +129,36 @@ impl ImageFolder {
             samples,
             height,
             width,
+            resize: Resize::Stretch,
+            filter: FILTER,
         })
+    }
+
+    /// The same folder with another [`Resize`]. Errors: a shorter side below the crop's longer
+    /// side.
+    pub fn with_resize(mut self, resize: Resize) -> Result<ImageFolder> {
+        if let Resize::ShorterThenCenterCrop(s) = resize {
+            if s < self.height.max(self.width) {
+                return Err(DataError::Config(format!(
+                    "Resize({s}) then CenterCrop({}x{}): the shorter side must be at least the \
+                     crop's longer side, or square images would not hold the crop",
+                    self.height, self.width
+                )));
+            }
+        }
+        self.resize = resize;
+        Ok(self)
+    }
+
+    /// The same folder resizing with `filter` (default [`FILTER`], bilinear; `CatmullRom` is
+    /// PIL's bicubic, the official MAE evaluation's `interpolation=3`).
+    pub fn with_filter(mut self, filter: FilterType) -> ImageFolder {
+        self.filter = filter;
+        self
+    }
+
+    pub fn resize(&self) -> Resize {
+        self.resize
     }
 
     pub fn root(&self) -> &Path {
@@ -136,8 +189,9 @@ impl ImageFolder {
         self.samples.get(i).map(|(p, c)| (p.as_path(), *c))
     }
 
-    /// Item `i`: decoded, converted to RGB, resized with [`FILTER`] (aspect ratio not kept) to a
-    /// `[3,H,W]` f32 tensor in `[0,1]`, with its class index.
+    /// Item `i`: decoded, converted to RGB, brought to `height x width` by [`Self::resize`]
+    /// (default: stretched with [`FILTER`]), as a `[3,H,W]` f32 tensor in `[0,1]`, with its class
+    /// index.
     pub fn get(&self, i: usize) -> Result<(Tensor, i64)> {
         let (path, class) = self.sample(i).ok_or_else(|| {
             DataError::Config(format!("index {i} out of range for {} images", self.len()))
@@ -153,11 +207,7 @@ impl ImageFolder {
             .decode()
             .map_err(|e| decode_err(e.to_string()))?
             .to_rgb8();
-        let img = if img.dimensions() == (self.width, self.height) {
-            img
-        } else {
-            image::imageops::resize(&img, self.width, self.height, FILTER)
-        };
+        let img = self.fit(img).map_err(decode_err)?;
         let (h, w) = (i64::from(self.height), i64::from(self.width));
         let t = crate::unit_pixels(img.as_raw(), &[h, w, 3])
             .and_then(|t| t.f_permute([2, 0, 1]))
@@ -168,7 +218,39 @@ impl ImageFolder {
         Ok((t, class))
     }
 
-    /// A [`Loader`] decoding this folder's images in its worker thread.
+    /// `img` brought to `height x width` by [`Self::resize`].
+    fn fit(&self, img: image::RgbImage) -> std::result::Result<image::RgbImage, String> {
+        let (w, h) = img.dimensions();
+        if w == 0 || h == 0 {
+            return Err(format!("empty image ({w}x{h})"));
+        }
+        let (tw, th) = (self.width, self.height);
+        match self.resize {
+            Resize::Stretch if (w, h) == (tw, th) => Ok(img),
+            Resize::Stretch => Ok(image::imageops::resize(&img, tw, th, self.filter)),
+            Resize::ShorterThenCenterCrop(s) => {
+                let (rw, rh) = shorter_side_size(w, h, s);
+                let img = if (rw, rh) == (w, h) {
+                    img
+                } else {
+                    image::imageops::resize(&img, rw, rh, self.filter)
+                };
+                // torchvision CenterCrop: top = round((h - th) / 2) (Python's round: half to
+                // even), left likewise.
+                let left = ((f64::from(rw) - f64::from(tw)) / 2.0).round_ties_even() as u32;
+                let top = ((f64::from(rh) - f64::from(th)) / 2.0).round_ties_even() as u32;
+                if rw < tw || rh < th {
+                    return Err(format!(
+                        "resized to {rw}x{rh}, smaller than the {tw}x{th} crop"
+                    ));
+                }
+                Ok(image::imageops::crop_imm(&img, left, top, tw, th).to_image())
+            }
+        }
+    }
+
+    /// A [`Loader`] decoding this folder's images in its worker thread (and `cfg.workers`
+    /// threads per batch).
     pub fn into_loader(self, cfg: LoaderConfig) -> Result<Loader> {
         Loader::from_fn(self.len(), move |i| self.get(i), cfg)
     }
@@ -242,6 +324,51 @@ mod tests {
         assert!(err.contains("empty") && err.contains("no image"), "{err}");
         assert!(ImageFolder::open(d.path().join("nope"), (4, 4)).is_err());
         assert!(ImageFolder::open(folder().path(), (0, 4)).is_err());
+    }
+
+    #[test]
+    fn shorter_side_then_centre_crop_as_torchvision() {
+        // torchvision Resize(256): 500x375 -> 341x256; 375x500 -> 256x341; square stays square.
+        assert_eq!(shorter_side_size(500, 375, 256), (341, 256));
+        assert_eq!(shorter_side_size(375, 500, 256), (256, 341));
+        assert_eq!(shorter_side_size(300, 300, 256), (256, 256));
+        // A 30x20 image: left half red, right half blue; Resize(10) -> 15x10, crop 10x10 at
+        // left = round(2.5) = 2 (Python's round, half to even).
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("a")).unwrap();
+        let img = RgbImage::from_fn(30, 20, |x, _| {
+            if x < 15 {
+                Rgb([255, 0, 0])
+            } else {
+                Rgb([0, 0, 255])
+            }
+        });
+        img.save(d.path().join("a/x.png")).unwrap();
+        let f = ImageFolder::open(d.path(), (10, 10))
+            .unwrap()
+            .with_resize(Resize::ShorterThenCenterCrop(10))
+            .unwrap();
+        let (x, _) = f.get(0).unwrap();
+        assert_eq!(x.size(), vec![3, 10, 10]);
+        // Aspect kept: the crop holds both halves, red on the left, blue on the right.
+        let red_left = x.get(0).narrow(1, 0, 3).mean(Kind::Float).double_value(&[]);
+        let blue_right = x.get(2).narrow(1, 7, 3).mean(Kind::Float).double_value(&[]);
+        assert!(
+            red_left > 0.95 && blue_right > 0.95,
+            "{red_left} {blue_right}"
+        );
+        // Stretching the same image squeezes it instead; the halves stay halves.
+        let s = ImageFolder::open(d.path(), (10, 10)).unwrap();
+        assert_eq!(s.resize(), Resize::Stretch);
+        let (y, _) = s.get(0).unwrap();
+        assert!(y.get(0).narrow(1, 0, 4).mean(Kind::Float).double_value(&[]) > 0.95);
+        // A shorter side below the crop is refused up front.
+        let err = ImageFolder::open(d.path(), (10, 12))
+            .unwrap()
+            .with_resize(Resize::ShorterThenCenterCrop(11))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Resize(11)") && err.contains("10x12"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct LoaderConfig {
     pub seed: u64,
     /// Batches built ahead in a worker thread; 0 builds them synchronously.
     pub prefetch: usize,
+    /// Threads that build the items of one batch (item loaders such as image folders; in-memory
+    /// tensors ignore it). Items depend only on their index, so batches do not depend on it.
+    pub workers: usize,
 }
 
 impl Default for LoaderConfig {
@@ -37,6 +40,7 @@ impl Default for LoaderConfig {
             drop_last: false,
             seed: 0,
             prefetch: 2,
+            workers: 1,
         }
     }
 }
@@ -67,7 +71,7 @@ impl Source {
         }
     }
 
-    fn batch(&self, indices: Vec<usize>) -> Result<Batch> {
+    fn batch(&self, indices: Vec<usize>, workers: usize) -> Result<Batch> {
         match self {
             Source::Tensors { images, labels } => {
                 let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
@@ -85,10 +89,10 @@ impl Source {
                 })
             }
             Source::Items(get) => {
+                let items = build_items(get.as_ref(), &indices, workers)?;
                 let mut xs = Vec::with_capacity(indices.len());
                 let mut ys = Vec::with_capacity(indices.len());
-                for &i in &indices {
-                    let (x, y) = get(i)?;
+                for (&i, (x, y)) in indices.iter().zip(items) {
                     if let Some(first) = xs.first().map(Tensor::size) {
                         if x.size() != first {
                             return Err(DataError::Shape {
@@ -111,6 +115,38 @@ impl Source {
             }
         }
     }
+}
+
+/// `get` over `indices` in order, split into contiguous runs over up to `workers` threads. The
+/// first error in index order is returned.
+fn build_items(get: &ItemFn, indices: &[usize], workers: usize) -> Result<Vec<(Tensor, i64)>> {
+    let workers = workers.clamp(1, indices.len().max(1));
+    if workers == 1 {
+        return indices.iter().map(|&i| get(i)).collect();
+    }
+    let per = indices.len().div_ceil(workers);
+    let runs: Vec<Result<Vec<(Tensor, i64)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = indices
+            .chunks(per)
+            .map(|run| scope.spawn(move || run.iter().map(|&i| get(i)).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|payload| {
+                    Err(DataError::Config(format!(
+                        "an item worker panicked: {}",
+                        panic_message(payload)
+                    )))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(indices.len());
+    for run in runs {
+        out.extend(run?);
+    }
+    Ok(out)
 }
 
 /// A deterministic, optionally prefetching batch loader.
@@ -229,18 +265,26 @@ impl Loader {
 
     /// The batches of `epoch`, in order; deterministic given `(seed, epoch)`.
     pub fn epoch(&self, epoch: u64) -> Epoch {
-        let chunks = self.chunks(epoch);
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of `epoch` from batch `first` on (a run resumed mid-epoch): the same batches
+    /// as `epoch(epoch).skip(first)`, without building the skipped ones.
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> Epoch {
+        let mut chunks = self.chunks(epoch);
+        chunks.drain(..first.min(chunks.len()));
         let remaining = chunks.len();
         if self.cfg.prefetch == 0 || remaining == 0 {
             return self.sync_epoch(chunks);
         }
         let (tx, rx) = mpsc::sync_channel(self.cfg.prefetch);
         let source = self.source.share();
+        let workers = self.cfg.workers;
         let spawned = std::thread::Builder::new()
             .name("datasets-loader".to_owned())
             .spawn(move || {
                 for chunk in chunks {
-                    if tx.send(source.batch(chunk)).is_err() {
+                    if tx.send(source.batch(chunk, workers)).is_err() {
                         return; // the Epoch was dropped
                     }
                 }
@@ -254,7 +298,11 @@ impl Loader {
                 remaining,
             },
             // No thread: build the same batches here.
-            Err(_) => self.sync_epoch(self.chunks(epoch)),
+            Err(_) => {
+                let mut chunks = self.chunks(epoch);
+                chunks.drain(..first.min(chunks.len()));
+                self.sync_epoch(chunks)
+            }
         }
     }
 
@@ -264,6 +312,7 @@ impl Loader {
             inner: Inner::Sync {
                 source: self.source.share(),
                 chunks: chunks.into_iter(),
+                workers: self.cfg.workers,
             },
             remaining,
         }
@@ -274,6 +323,7 @@ enum Inner {
     Sync {
         source: Source,
         chunks: std::vec::IntoIter<Vec<usize>>,
+        workers: usize,
     },
     Worker {
         rx: Option<Receiver<Result<Batch>>>,
@@ -310,7 +360,11 @@ impl Iterator for Epoch {
             return None;
         }
         let item = match &mut self.inner {
-            Inner::Sync { source, chunks } => source.batch(chunks.next()?),
+            Inner::Sync {
+                source,
+                chunks,
+                workers,
+            } => source.batch(chunks.next()?, *workers),
             Inner::Worker { rx, handle } => match rx.as_ref().map(Receiver::recv) {
                 Some(Ok(item)) => item,
                 _ => {

@@ -43,8 +43,15 @@ fn labels_of(loader: &Loader, epoch: u64) -> Vec<Vec<i64>> {
 fn default_config() {
     let c = LoaderConfig::default();
     assert_eq!(
-        (c.batch_size, c.shuffle, c.drop_last, c.seed, c.prefetch),
-        (64, true, false, 0, 2)
+        (
+            c.batch_size,
+            c.shuffle,
+            c.drop_last,
+            c.seed,
+            c.prefetch,
+            c.workers
+        ),
+        (64, true, false, 0, 2, 1)
     );
 }
 
@@ -252,4 +259,75 @@ fn worker_panic_surfaces_as_an_err_item() {
     assert!(res[0].is_ok());
     let err = res[1].as_ref().unwrap_err().to_string();
     assert!(err.contains("boom at item 2"), "{err}");
+}
+
+/// Every batch's item indices and labels, in order.
+fn batches_of(e: Epoch) -> Vec<(Vec<usize>, Vec<i64>)> {
+    e.map(|b| {
+        let b = b.unwrap();
+        (b.indices.clone(), Vec::<i64>::try_from(&b.labels).unwrap())
+    })
+    .collect()
+}
+
+#[test]
+fn item_workers_give_the_same_batches_and_the_first_error() {
+    let one = Loader::from_fn(37, item, cfg(8, 3, 0)).unwrap();
+    let want = batches_of(one.epoch(2));
+    for (workers, prefetch) in [(2, 0), (3, 2), (8, 1), (64, 0), (0, 0)] {
+        let many = Loader::from_fn(
+            37,
+            item,
+            LoaderConfig {
+                workers,
+                ..cfg(8, 3, prefetch)
+            },
+        )
+        .unwrap();
+        assert_eq!(batches_of(many.epoch(2)), want, "workers {workers}");
+    }
+    // Items 1 and 6 fail in different threads: the batch reports item 1, the first in order.
+    let get = |i: usize| {
+        if i == 1 || i == 6 {
+            Err(DataError::Image {
+                path: format!("bad/{i}.png").into(),
+                reason: "corrupt".into(),
+            })
+        } else {
+            item(i)
+        }
+    };
+    let l = Loader::from_fn(
+        8,
+        get,
+        LoaderConfig {
+            shuffle: false,
+            workers: 4,
+            ..cfg(8, 0, 0)
+        },
+    )
+    .unwrap();
+    let err = l.epoch(0).next().unwrap().unwrap_err().to_string();
+    assert!(err.contains("bad/1.png"), "{err}");
+}
+
+#[test]
+fn epoch_from_skips_batches_without_building_them() {
+    let built = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&built);
+    let get = move |i: usize| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        item(i)
+    };
+    for prefetch in [0, 2] {
+        let l = Loader::from_fn(40, get.clone(), cfg(6, 11, prefetch)).unwrap();
+        let all = batches_of(l.epoch(5));
+        built.store(0, std::sync::atomic::Ordering::SeqCst);
+        let e = l.epoch_from(5, 4);
+        assert_eq!(e.remaining(), all.len() - 4);
+        assert_eq!(batches_of(e), all[4..].to_vec());
+        // Only the 3 remaining batches (6 + 6 + 4 items) were built.
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 16);
+        assert_eq!(l.epoch_from(5, 99).count(), 0);
+    }
 }
