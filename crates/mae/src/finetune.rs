@@ -1,0 +1,442 @@
+//! End-to-end fine-tuning of a pre-trained MAE encoder (official `main_finetune.py`,
+//! `engine_finetune.py`, `util/lr_decay.py`): layer-wise lr decay (BEiT, Bao et al. 2021),
+//! drop path, mixup / CutMix with label smoothing, random erasing, global average pooling with
+//! `fc_norm`, AdamW, warmup + cosine per iteration, bf16 autocast on CUDA.
+
+use std::time::Instant;
+
+use datasets::Loader;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tch::{nn, Device, Kind, Tensor};
+use train_kit::{
+    AdamW, AdamWConfig, Checkpoint, CheckpointMeta, GroupSpec, MetricsLog, ParamGroup, Schedule,
+};
+use vit_core::{GlobalPool, PosEmbedKind, ViTConfig, VisionTransformer};
+
+use crate::augment::{
+    mixup_cutmix, normalize, random_erasing, random_resized_crop, soft_target_cross_entropy,
+    CropConfig, MixupConfig, IMAGENET_MEAN, IMAGENET_STD,
+};
+use crate::config::MaeConfig;
+use crate::error::{finite, MaeError, Result};
+use crate::run::{scaled_lr, Progress, RunOptions};
+
+/// timm `VisionTransformer.no_weight_decay()`: the names spared besides 1-D tensors.
+pub const NO_WEIGHT_DECAY: [&str; 3] = ["pos_embed", "cls_token", "dist_token"];
+
+/// `get_layer_id_for_vit`: 0 for `cls_token`, `pos_embed`, `patch_embed.*`; `i + 1` for
+/// `blocks.i.*`; `num_layers` (= depth + 1) for everything else (norms, head).
+pub fn layer_id_for_vit(name: &str, num_layers: usize) -> usize {
+    if name == "cls_token" || name == "pos_embed" || name.starts_with("patch_embed") {
+        return 0;
+    }
+    if let Some(rest) = name.strip_prefix("blocks.") {
+        if let Some(i) = rest.split('.').next().and_then(|s| s.parse::<usize>().ok()) {
+            return i + 1;
+        }
+    }
+    num_layers
+}
+
+/// The group of one tensor under `param_groups_lrd`: lr scale `decay^(num_layers - layer_id)`,
+/// no weight decay on 1-D tensors and [`NO_WEIGHT_DECAY`] names.
+pub fn lrd_spec(
+    name: &str,
+    ndim: usize,
+    weight_decay: f64,
+    layer_decay: f64,
+    depth: usize,
+) -> GroupSpec {
+    let num_layers = depth + 1;
+    let id = layer_id_for_vit(name, num_layers);
+    let scale = layer_decay.powi((num_layers - id) as i32);
+    let no_decay = ndim == 1 || NO_WEIGHT_DECAY.contains(&name);
+    GroupSpec::new(if no_decay { 0.0 } else { weight_decay }, scale)
+}
+
+/// `param_groups_lrd` over the trainable variables of a ViT of `depth` blocks.
+pub fn param_groups_lrd(
+    vs: &nn::VarStore,
+    weight_decay: f64,
+    layer_decay: f64,
+    depth: usize,
+) -> Vec<ParamGroup> {
+    ParamGroup::by_rule(vs, |name, t| {
+        lrd_spec(name, t.dim(), weight_decay, layer_decay, depth)
+    })
+}
+
+/// The ViT classifier `main_finetune.py` builds from an MAE encoder: same trunk, learned
+/// position embedding (loaded from the fixed one), global average pooling + `fc_norm`
+/// (`global_pool = false` keeps the class token and `norm`), `drop_path`, a head.
+pub fn classifier_config(
+    mae: &MaeConfig,
+    num_classes: i64,
+    global_pool: bool,
+    drop_path: f64,
+) -> ViTConfig {
+    ViTConfig {
+        num_classes,
+        pos_embed: PosEmbedKind::Learned,
+        global_pool: if global_pool {
+            GlobalPool::Avg
+        } else {
+            GlobalPool::Token
+        },
+        fc_norm: Some(global_pool),
+        drop_path_rate: drop_path,
+        ..mae.encoder.clone()
+    }
+}
+
+/// timm `trunc_normal_(std)` with the default absolute cutoff of +-2: at these stds, plain
+/// normal; the head bias is zero.
+pub fn init_head(vs: &nn::VarStore, std: f64) {
+    let _guard = tch::no_grad_guard();
+    let vars = vs.variables();
+    if let Some(w) = vars.get("head.weight") {
+        let _ = w.shallow_clone().normal_(0.0, std).clamp_(-2.0, 2.0);
+    }
+    if let Some(b) = vars.get("head.bias") {
+        let _ = b.shallow_clone().zero_();
+    }
+}
+
+/// The fine-tuning recipe. `Default` is ViT-B (`FINETUNE.md`): 100 epochs, 5 warmup,
+/// effective batch 1024, blr 5e-4, layer decay 0.65, weight decay 0.05, drop path 0.1 (set in
+/// the model), mixup 0.8 / CutMix 1.0 / smoothing 0.1, random erasing 0.25, crop (0.08, 1).
+/// ViT-L: 50 epochs, blr 1e-3, layer decay 0.75, drop path 0.2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinetuneConfig {
+    pub epochs: usize,
+    pub warmup_epochs: f64,
+    pub batch_size: usize,
+    pub accum_iter: usize,
+    pub blr: f64,
+    pub lr: Option<f64>,
+    pub min_lr: f64,
+    pub weight_decay: f64,
+    /// 1.0 = no layer decay (training from scratch).
+    pub layer_decay: f64,
+    pub mixup: MixupConfig,
+    /// timm `RandomErasing` probability.
+    pub reprob: f64,
+    pub crop: CropConfig,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub bf16: bool,
+    pub clip_grad: Option<f64>,
+    pub seed: u64,
+    /// Evaluate every this many epochs (and after the last).
+    pub eval_every: usize,
+    /// Also checkpoint every this many optimiser steps (mid-epoch, for long epochs); 0 = epoch
+    /// ends only.
+    pub checkpoint_every: usize,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 100,
+            warmup_epochs: 5.0,
+            batch_size: 128,
+            accum_iter: 8,
+            blr: 5e-4,
+            lr: None,
+            min_lr: 1e-6,
+            weight_decay: 0.05,
+            layer_decay: 0.65,
+            mixup: MixupConfig::default(),
+            reprob: 0.25,
+            crop: CropConfig {
+                scale: (0.08, 1.0),
+                ..CropConfig::default()
+            },
+            mean: IMAGENET_MEAN.to_vec(),
+            std: IMAGENET_STD.to_vec(),
+            bf16: true,
+            clip_grad: None,
+            seed: 0,
+            eval_every: 1,
+            checkpoint_every: 0,
+        }
+    }
+}
+
+impl FinetuneConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.crop.validate()?;
+        let ok = self.epochs > 0
+            && self.batch_size > 0
+            && self.accum_iter > 0
+            && self.blr > 0.0
+            && self.layer_decay > 0.0
+            && self.layer_decay <= 1.0
+            && (0.0..=1.0).contains(&self.reprob)
+            && (0.0..1.0).contains(&self.mixup.label_smoothing)
+            && self.mean.len() == self.std.len();
+        if !ok {
+            return Err(MaeError::Config(format!(
+                "fine-tuning recipe out of range: epochs/batch/accum >= 1, blr > 0, \
+                 0 < layer_decay <= 1, reprob in [0, 1], smoothing in [0, 1), as many means as \
+                 stds; got {self:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What to evaluate on: tensors in memory (any device) or a loader (image folders).
+pub enum EvalSet<'a> {
+    Tensors {
+        images: &'a Tensor,
+        labels: &'a Tensor,
+    },
+    Loader(&'a Loader),
+}
+
+/// Top-1 accuracy of `vit` on `set` in batches (no augmentation; images larger than the model
+/// are centre-cropped to its size, as `Resize + CenterCrop` does after the folder's resize).
+pub fn evaluate(
+    vit: &VisionTransformer,
+    set: &EvalSet,
+    mean: &[f64],
+    std: &[f64],
+    batch: i64,
+    device: Device,
+) -> Result<f64> {
+    let (h, w) = vit.config().img_size;
+    let (mut correct, mut total) = (0i64, 0i64);
+    let mut score = |x: &Tensor, y: &Tensor| -> Result<()> {
+        let x = x.to_device(device);
+        let (xh, xw) = (x.size()[2], x.size()[3]);
+        let x = if (xh, xw) != (h, w) && xh >= h && xw >= w {
+            x.narrow(2, (xh - h) / 2, h).narrow(3, (xw - w) / 2, w)
+        } else {
+            x
+        };
+        let x = normalize(&x, mean, std)?;
+        let logits = tch::no_grad(|| vit.forward_t(&x, false))?;
+        let y = y.to_device(device);
+        correct += logits
+            .argmax(-1, false)
+            .eq_tensor(&y)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        total += y.size()[0];
+        Ok(())
+    };
+    match set {
+        EvalSet::Tensors { images, labels } => {
+            let n = images.size()[0];
+            for start in (0..n).step_by(batch.max(1) as usize) {
+                let len = batch.min(n - start);
+                score(&images.narrow(0, start, len), &labels.narrow(0, start, len))?;
+            }
+        }
+        EvalSet::Loader(loader) => {
+            for b in loader.epoch(0) {
+                let b = b?;
+                score(&b.images, &b.labels)?;
+            }
+        }
+    }
+    Ok(correct as f64 / total.max(1) as f64)
+}
+
+/// What a fine-tuning run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneReport {
+    pub epoch_loss: Vec<f64>,
+    /// (epoch, top-1) after each evaluated epoch.
+    pub accuracy: Vec<(usize, f64)>,
+    pub base_lr: f64,
+    pub seconds: f64,
+    /// Micro-iteration a resumed run started at.
+    #[serde(default)]
+    pub resumed_at: Option<u64>,
+    /// Whether `RunOptions::stop_after` ended the run early (a checkpoint holds its state).
+    #[serde(default)]
+    pub stopped_early: bool,
+}
+
+/// What a fine-tuning checkpoint carries besides weights and AdamW: the history so far and the
+/// running loss of the current epoch.
+#[derive(Serialize, Deserialize)]
+struct ResumeState {
+    report: FinetuneReport,
+    epoch_loss_sum: f64,
+    epoch_loss_count: u64,
+}
+
+/// Fine-tunes `vit` (built in `vs`, weights already loaded) on `loader`, evaluating on `eval`.
+/// With `run.dir`, a checkpoint is written after each epoch (and every `checkpoint_every`
+/// optimiser steps, and when `run.stop_after` stops the run) and an existing one is resumed; with
+/// the per-step seeding, a resumed run gives the same weights as an uninterrupted one.
+pub fn finetune(
+    vit: &VisionTransformer,
+    vs: &mut nn::VarStore,
+    loader: &Loader,
+    eval: &EvalSet,
+    cfg: &FinetuneConfig,
+    run: &RunOptions,
+) -> Result<FinetuneReport> {
+    cfg.validate()?;
+    let vcfg = vit.config();
+    if loader.config().batch_size != cfg.batch_size || vcfg.num_classes < 2 {
+        return Err(MaeError::Config(format!(
+            "loader batch {} must equal FinetuneConfig.batch_size {}, and the model needs a head \
+             (num_classes {})",
+            loader.config().batch_size,
+            cfg.batch_size,
+            vcfg.num_classes
+        )));
+    }
+    let ipe = loader.batches_per_epoch() as u64;
+    let total = cfg.epochs as u64 * ipe;
+    let base_lr = scaled_lr(cfg.blr, cfg.lr, cfg.batch_size * cfg.accum_iter);
+    let schedule = Schedule::WarmupCosine {
+        base_lr,
+        min_lr: cfg.min_lr,
+        warmup_steps: (cfg.warmup_epochs * ipe as f64).round() as usize,
+        total_steps: total as usize,
+    };
+    let groups = param_groups_lrd(vs, cfg.weight_decay, cfg.layer_decay, vcfg.depth as usize);
+    let opt_cfg = AdamWConfig {
+        lr: base_lr,
+        weight_decay: cfg.weight_decay,
+        ..AdamWConfig::default()
+    };
+    let mut opt = AdamW::new(vs, groups, opt_cfg)?;
+    let device = vs.device();
+    let bf16 = cfg.bf16 && device != Device::Cpu;
+    let mut report = FinetuneReport {
+        epoch_loss: Vec::new(),
+        accuracy: Vec::new(),
+        base_lr,
+        seconds: 0.0,
+        resumed_at: None,
+        stopped_early: false,
+    };
+    // Resume: the checkpoint holds the weights, AdamW's state, the history and the running loss
+    // of its epoch; it was written at an optimiser-step boundary, so the run goes on from there.
+    let mut start = 0u64;
+    let mut sum = (0.0f64, 0u64);
+    if let Some(dir) = &run.dir {
+        if let Some(meta) = Checkpoint::load_latest(dir, vs, &mut opt)? {
+            start = meta.step;
+            let state: ResumeState = serde_json::from_value(meta.metrics).map_err(|e| {
+                MaeError::Config(format!(
+                    "checkpoint in {} is not a fine-tuning checkpoint: {e}",
+                    dir.display()
+                ))
+            })?;
+            report.epoch_loss = state.report.epoch_loss;
+            report.accuracy = state.report.accuracy;
+            sum = (state.epoch_loss_sum, state.epoch_loss_count);
+            report.resumed_at = (start > 0).then_some(start);
+        }
+    }
+    let log = match &run.dir {
+        Some(dir) => Some(MetricsLog::create(dir.join("metrics.jsonl"))?),
+        None => None,
+    };
+    let save = |opt: &AdamW,
+                vs: &nn::VarStore,
+                next: u64,
+                report: &FinetuneReport,
+                sum: (f64, u64)|
+     -> Result<()> {
+        if let Some(dir) = &run.dir {
+            let state = ResumeState {
+                report: report.clone(),
+                epoch_loss_sum: sum.0,
+                epoch_loss_count: sum.1,
+            };
+            let meta = CheckpointMeta {
+                step: next,
+                epoch: next / ipe,
+                seed: cfg.seed,
+                config: serde_json::to_value(cfg).unwrap_or_default(),
+                metrics: serde_json::to_value(&state).unwrap_or_default(),
+                ..Default::default()
+            };
+            Checkpoint::save(dir, vs, opt, &meta)?;
+        }
+        Ok(())
+    };
+    let mut progress = Progress::new(run, total, start);
+    let started = Instant::now();
+    let accum = cfg.accum_iter as u64;
+    let mut iters = 0u64;
+    'epochs: for epoch in start / ipe..cfg.epochs as u64 {
+        let skip = if epoch == start / ipe { start % ipe } else { 0 };
+        if skip == 0 {
+            sum = (0.0, 0);
+        }
+        opt.zero_grad();
+        for (i, batch) in (skip..).zip(loader.epoch_from(epoch, skip as usize)) {
+            if run.stop_after.is_some_and(|s| iters >= s) {
+                report.stopped_early = true;
+                break 'epochs;
+            }
+            let batch = batch?;
+            let it = epoch * ipe + i;
+            train_kit::seed_step(cfg.seed, it);
+            if i % accum == 0 {
+                opt.set_lr(schedule.lr_at(it as usize));
+            }
+            let x = random_resized_crop(&batch.images.to_device(device), vcfg.img_size, &cfg.crop)?;
+            let x = normalize(&x, &cfg.mean, &cfg.std)?;
+            let y = batch.labels.to_device(device);
+            let (x, targets, _) = mixup_cutmix(&x, &y, vcfg.num_classes, &cfg.mixup)?;
+            let x = random_erasing(&x, cfg.reprob)?;
+            let loss = train_kit::autocast_bf16(bf16, || -> Result<Tensor> {
+                Ok(soft_target_cross_entropy(
+                    &vit.forward_t(&x, true)?,
+                    &targets,
+                ))
+            })?;
+            let value = finite(&loss, it, "fine-tuning")?;
+            (&loss / cfg.accum_iter as f64).f_backward()?;
+            sum = (sum.0 + value, sum.1 + 1);
+            iters += 1;
+            if (i + 1) % accum == 0 {
+                match cfg.clip_grad {
+                    Some(max) => {
+                        opt.step_with_clip(max)?;
+                    }
+                    None => opt.step()?,
+                }
+                opt.zero_grad();
+                let steps = opt.step_count() as usize;
+                let periodic = cfg.checkpoint_every > 0 && steps % cfg.checkpoint_every == 0;
+                let stopping = run.stop_after.is_some_and(|s| iters >= s);
+                if (periodic || stopping) && i + 1 < ipe {
+                    save(&opt, vs, it + 1, &report, sum)?;
+                }
+            }
+            if let Some(log) = &log {
+                if it % 20 == 0 {
+                    log.log(&json!({"iter": it, "epoch": epoch, "loss": value, "lr": opt.lr()}))?;
+                }
+            }
+            progress.update(it + 1, || format!("loss {value:.3}"));
+        }
+        report.epoch_loss.push(sum.0 / sum.1.max(1) as f64);
+        let last = epoch + 1 == cfg.epochs as u64;
+        if last || (cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every as u64 == 0) {
+            let acc = evaluate(vit, eval, &cfg.mean, &cfg.std, 500, device)?;
+            report.accuracy.push((epoch as usize + 1, acc));
+            if let Some(log) = &log {
+                log.log(&json!({"epoch": epoch, "test_accuracy": acc}))?;
+            }
+        }
+        save(&opt, vs, (epoch + 1) * ipe, &report, (0.0, 0))?;
+    }
+    progress.finish();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}

@@ -1,0 +1,279 @@
+//! Linear probing (official `main_linprobe.py`): the encoder is frozen, its features go
+//! through `BatchNorm1d(affine=False, eps=1e-6)` and a linear head (weights N(0, 0.01)),
+//! trained with LARS (momentum 0.9, trust 0.001, no weight decay), `lr = blr * batch / 256`,
+//! warmup + cosine per iteration. Features are computed once (no augmentation): the official
+//! run augments each epoch through the frozen encoder; at CPU scale the cached features make
+//! the probe cost seconds instead of an encoder pass per epoch.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+use train_kit::Schedule;
+use vit_core::VisionTransformer;
+
+use crate::augment::normalize;
+use crate::config::MaeConfig;
+use crate::error::{finite, MaeError, Result};
+use crate::finetune::classifier_config;
+use crate::run::scaled_lr;
+use crate::weights::load_encoder_into;
+
+/// The probe recipe. `Default` is `FINETUNE.md`'s ViT-B linear probe: 90 epochs, 10 warmup,
+/// batch 16384, blr 0.1, weight decay 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    pub epochs: usize,
+    pub warmup_epochs: f64,
+    pub batch_size: usize,
+    pub blr: f64,
+    pub lr: Option<f64>,
+    pub min_lr: f64,
+    pub weight_decay: f64,
+    pub momentum: f64,
+    pub trust_coefficient: f64,
+    pub seed: u64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 90,
+            warmup_epochs: 10.0,
+            batch_size: 16384,
+            blr: 0.1,
+            lr: None,
+            min_lr: 0.0,
+            weight_decay: 0.0,
+            momentum: 0.9,
+            trust_coefficient: 0.001,
+            seed: 0,
+        }
+    }
+}
+
+/// Features `[N, D]` of `images` (`[N, C, H, W]` in [0, 1], normalised here) from a ViT
+/// without head: `norm(x)[:, 0]` with the class token (official `--cls_token`), or the mean of
+/// the patch tokens followed by `fc_norm` with average pooling (`--global_pool`).
+pub fn extract_features(
+    vit: &VisionTransformer,
+    images: &Tensor,
+    mean: &[f64],
+    std: &[f64],
+    batch: i64,
+    device: Device,
+) -> Result<Tensor> {
+    if vit.config().num_classes != 0 {
+        return Err(MaeError::Config(format!(
+            "feature extraction needs a ViT without head, got num_classes {}",
+            vit.config().num_classes
+        )));
+    }
+    let n = images.size()[0];
+    let mut out = Vec::new();
+    tch::no_grad(|| -> Result<()> {
+        for start in (0..n).step_by(batch.max(1) as usize) {
+            let len = batch.min(n - start);
+            let x = normalize(&images.narrow(0, start, len).to_device(device), mean, std)?;
+            out.push(vit.forward_t(&x, false)?);
+        }
+        Ok(())
+    })?;
+    Ok(Tensor::cat(&out, 0))
+}
+
+/// The official LARS: for tensors with more than one dimension the update is scaled by
+/// `trust * |p| / |g + wd p|`; then heavy-ball momentum.
+struct Lars {
+    params: Vec<Tensor>,
+    mu: Vec<Tensor>,
+    momentum: f64,
+    weight_decay: f64,
+    trust: f64,
+}
+
+impl Lars {
+    fn step(&mut self, lr: f64) {
+        let _guard = tch::no_grad_guard();
+        for (p, mu) in self.params.iter_mut().zip(self.mu.iter_mut()) {
+            let g = p.grad();
+            if !g.defined() {
+                continue;
+            }
+            let dp = if p.dim() > 1 {
+                let dp = &g + &*p * self.weight_decay;
+                let (pn, un) = (p.norm(), dp.norm());
+                let one = pn.ones_like();
+                // where(|p| > 0, where(|u| > 0, trust |p| / |u|, 1), 1)
+                let ratio = (&pn * self.trust / &un).where_self(&un.gt(0.0), &one);
+                let q = ratio.where_self(&pn.gt(0.0), &one);
+                dp * q
+            } else {
+                g
+            };
+            let _ = mu.g_mul_scalar_(self.momentum).g_add_(&dp);
+            let _ = p.g_add_(&(&*mu * -lr));
+            p.zero_grad();
+        }
+    }
+}
+
+/// What a probe run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeReport {
+    /// Test accuracy after each epoch.
+    pub test_accuracy: Vec<f64>,
+    pub final_accuracy: f64,
+    pub base_lr: f64,
+}
+
+/// The probe head: `head.0` = BatchNorm1d(affine=False, eps 1e-6), `head.1` = Linear.
+pub struct ProbeHead {
+    bn: nn::BatchNorm,
+    fc: nn::Linear,
+}
+
+impl ProbeHead {
+    pub fn new(vs: &nn::Path, dim: i64, classes: i64) -> Self {
+        let bn_cfg = nn::BatchNormConfig {
+            affine: false,
+            eps: 1e-6,
+            momentum: 0.1,
+            ..Default::default()
+        };
+        let bn = nn::batch_norm1d(vs / "head" / 0, dim, bn_cfg);
+        let fc_cfg = nn::LinearConfig {
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.01,
+            },
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        };
+        let fc = nn::linear(vs / "head" / 1, dim, classes, fc_cfg);
+        Self { bn, fc }
+    }
+
+    pub fn forward_t(&self, features: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(features, train).apply(&self.fc)
+    }
+}
+
+fn accuracy(head: &ProbeHead, feats: &Tensor, labels: &Tensor) -> f64 {
+    tch::no_grad(|| {
+        let pred = head.forward_t(feats, false).argmax(-1, false);
+        pred.eq_tensor(labels)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
+    })
+}
+
+/// Trains the probe head on cached features and reports the test accuracy per epoch.
+pub fn linear_probe(
+    train: (&Tensor, &Tensor),
+    test: (&Tensor, &Tensor),
+    classes: i64,
+    cfg: &ProbeConfig,
+) -> Result<ProbeReport> {
+    let (x, y) = train;
+    let size = x.size();
+    if size.len() != 2 || y.size() != [size[0]] || test.0.size().get(1) != size.get(1) {
+        return Err(MaeError::input(
+            "probe features",
+            "train [N, D] with labels [N] and test [M, D]",
+            size,
+        ));
+    }
+    if cfg.epochs == 0 || cfg.batch_size == 0 || !(cfg.blr.is_finite() && cfg.blr > 0.0) {
+        return Err(MaeError::Config(format!(
+            "probe epochs and batch_size >= 1 and blr > 0, got {cfg:?}"
+        )));
+    }
+    let (n, d) = (size[0], size[1]);
+    let device = x.device();
+    tch::manual_seed(cfg.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let head = ProbeHead::new(&vs.root(), d, classes);
+    let batch = (cfg.batch_size as i64).min(n);
+    let ipe = (n / batch).max(1) as usize;
+    let base_lr = scaled_lr(cfg.blr, cfg.lr, batch as usize);
+    let schedule = Schedule::WarmupCosine {
+        base_lr,
+        min_lr: cfg.min_lr,
+        warmup_steps: (cfg.warmup_epochs * ipe as f64).round() as usize,
+        total_steps: cfg.epochs * ipe,
+    };
+    let params = vs.trainable_variables();
+    let mut lars = Lars {
+        mu: params.iter().map(Tensor::zeros_like).collect(),
+        params,
+        momentum: cfg.momentum,
+        weight_decay: cfg.weight_decay,
+        trust: cfg.trust_coefficient,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut order: Vec<i64> = (0..n).collect();
+    let (tx, ty) = (test.0.to_device(device), test.1.to_device(device));
+    let mut report = ProbeReport {
+        test_accuracy: Vec::with_capacity(cfg.epochs),
+        final_accuracy: 0.0,
+        base_lr,
+    };
+    for epoch in 0..cfg.epochs {
+        order.shuffle(&mut rng);
+        let perm = Tensor::from_slice(&order).to_device(device);
+        for i in 0..ipe {
+            let step = epoch * ipe + i;
+            let idx = perm.narrow(0, i as i64 * batch, batch);
+            let logits = head.forward_t(&x.index_select(0, &idx), true);
+            let loss = logits.cross_entropy_for_logits(&y.index_select(0, &idx));
+            finite(&loss, step as u64, "linear probe")?;
+            loss.f_backward()?;
+            lars.step(schedule.lr_at(step));
+        }
+        report.test_accuracy.push(accuracy(&head, &tx, &ty));
+    }
+    report.final_accuracy = *report.test_accuracy.last().unwrap_or(&0.0);
+    Ok(report)
+}
+
+/// Labelled images (`[N, C, H, W]` in [0, 1]) for [`probe_checkpoint`], with the
+/// normalisation the encoder was trained with.
+pub struct ProbeData<'a> {
+    pub train_images: &'a Tensor,
+    pub train_labels: &'a Tensor,
+    pub test_images: &'a Tensor,
+    pub test_labels: &'a Tensor,
+    pub classes: i64,
+    pub mean: &'a [f64],
+    pub std: &'a [f64],
+}
+
+/// Linear probe of the encoder in the checkpoint `path` (full MAE or encoder only): a headless
+/// ViT of `cfg`'s encoder with average pooling + `fc_norm` (`global_pool`, official
+/// `--global_pool`) or the class token after `norm` (`--cls_token`), its features once, then
+/// [`linear_probe`].
+pub fn probe_checkpoint(
+    path: &std::path::Path,
+    cfg: &MaeConfig,
+    global_pool: bool,
+    data: &ProbeData,
+    probe: &ProbeConfig,
+    device: Device,
+) -> Result<ProbeReport> {
+    let vs = nn::VarStore::new(device);
+    let vit = VisionTransformer::new(&vs.root(), &classifier_config(cfg, 0, global_pool, 0.0))?;
+    load_encoder_into(&vit, &vs, path)?;
+    let f = extract_features(&vit, data.train_images, data.mean, data.std, 500, device)?;
+    let tf = extract_features(&vit, data.test_images, data.mean, data.std, 500, device)?;
+    linear_probe(
+        (&f, data.train_labels),
+        (&tf, data.test_labels),
+        data.classes,
+        probe,
+    )
+}

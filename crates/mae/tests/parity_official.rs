@@ -1,0 +1,140 @@
+//! Parity with the official MAE forward (`tests/parity/mae_reference.py`, a direct port of
+//! facebookresearch/mae `models_mae.py` on timm's `Block` / `PatchEmbed`, run by
+//! `$CVLAB_PYTHON`): the same weights, images and noise give the same loss, predictions, mask
+//! and `ids_restore` to 1e-5 (float32, CPU), with plain and norm-pix targets; the fixed sin-cos
+//! embeddings equal `util/pos_embed.py`'s; the layer-decay groups equal `util/lr_decay.py`'s
+//! over timm's ViT-B/16 and ViT-L/16 names.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use mae::{lrd_spec, MaeConfig, MaskedAutoencoder};
+use serde_json::Value;
+use tch::{nn, Device, Tensor};
+
+const TOL: f64 = 1e-5;
+
+fn reference_dir() -> tempfile::TempDir {
+    let python = std::env::var_os("CVLAB_PYTHON").expect(
+        "CVLAB_PYTHON must name the reference python (torch 2.11 + timm); run by cargo xtask test",
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/mae_reference.py");
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{} failed: {status}", script.display());
+    dir
+}
+
+fn config(meta: &Value) -> MaeConfig {
+    let g = |k: &str| meta[k].as_i64().unwrap();
+    let mut c = MaeConfig::mae_vit_mini_patch4_32();
+    let img = g("img_size");
+    c.encoder.img_size = (img, img);
+    c.encoder.patch_size = g("patch_size");
+    c.encoder.embed_dim = g("embed_dim");
+    c.encoder.depth = g("depth");
+    c.encoder.num_heads = g("num_heads");
+    c.encoder.mlp_ratio = 4.0;
+    c.decoder_embed_dim = g("decoder_embed_dim");
+    c.decoder_depth = g("decoder_depth");
+    c.decoder_num_heads = g("decoder_num_heads");
+    c.mask_ratio = meta["mask_ratio"].as_f64().unwrap();
+    c.norm_pix_loss = meta["norm_pix_loss"].as_bool().unwrap();
+    c
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+#[ignore = "needs CVLAB_PYTHON with timm; run by cargo xtask test"]
+fn parity_with_official_models_mae() {
+    tch::set_num_threads(2);
+    let dir = reference_dir();
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cases.json")).unwrap())
+            .unwrap();
+    let mut worst = Vec::new();
+    for (case, meta) in cases.as_object().unwrap() {
+        let path = dir.path().join(format!("{case}.safetensors"));
+        let file: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let cfg = config(meta);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = MaskedAutoencoder::new(&vs.root(), &cfg).unwrap();
+        // Our fixed embeddings, before loading, are the official ones.
+        let d_pos = max_diff(
+            &model
+                .encoder()
+                .pos_embed_for(cfg.encoder.grid_size())
+                .unwrap(),
+            &file["__init_pos_embed__"],
+        );
+        let d_dec = max_diff(
+            model.decoder_pos_embed(),
+            &file["__init_decoder_pos_embed__"],
+        );
+        assert!(
+            d_pos < 1e-6 && d_dec < 1e-6,
+            "{case}: sin-cos differs by {d_pos:e} / {d_dec:e}"
+        );
+        let report = model.load_safetensors(&vs, &path).unwrap();
+        assert_eq!(
+            report.decoder,
+            mae::DecoderStatus::Loaded,
+            "{case}: {report}"
+        );
+        assert!(report.report.missing.is_empty(), "{case}: {report}");
+        assert!(
+            report.report.unexpected.iter().all(|k| k.starts_with("__")),
+            "{case}: {report}"
+        );
+        let out = tch::no_grad(|| {
+            model.forward_masked(
+                &file["__imgs__"],
+                cfg.mask_ratio,
+                Some(&file["__noise__"]),
+                false,
+            )
+        })
+        .unwrap();
+        assert!(
+            out.ids_restore.equal(&file["__ids_restore__"]),
+            "{case}: ids_restore"
+        );
+        assert!(out.mask.equal(&file["__mask__"]), "{case}: mask");
+        let d_pred = max_diff(&out.pred, &file["__pred__"]);
+        let d_loss = (out.loss.double_value(&[]) - file["__loss__"].double_value(&[0])).abs();
+        assert!(d_pred <= TOL, "{case}: predictions differ by {d_pred:e}");
+        assert!(d_loss <= TOL, "{case}: loss differs by {d_loss:e}");
+        worst.push((case.clone(), d_pred, d_loss));
+    }
+    eprintln!("max |pred - official|, |loss - official| per case: {worst:?}");
+    assert_eq!(worst.len(), 3);
+
+    for (size, depth) in [("base", 12), ("large", 24)] {
+        let path = dir.path().join(format!("lrd_{size}.json"));
+        let groups: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let groups = groups.as_object().unwrap();
+        assert!(groups.len() > 100);
+        for (name, v) in groups {
+            let ndim = v[0].as_u64().unwrap() as usize;
+            let spec = lrd_spec(name, ndim, 0.05, 0.75, depth);
+            let (scale, wd) = (v[1].as_f64().unwrap(), v[2].as_f64().unwrap());
+            assert!(
+                (spec.lr_scale - scale).abs() < 1e-12 * scale.max(1.0),
+                "{size} {name}: lr scale {} vs {scale}",
+                spec.lr_scale
+            );
+            assert_eq!(spec.weight_decay, wd, "{size} {name}: weight decay");
+        }
+    }
+}
