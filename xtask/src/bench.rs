@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the criterion benches, then the side-by-side runs against PyTorch eager:
-//! the Rust `vit_bench` binary and `benches/python/vit_bench.py` doing the same work, in
-//! alternating rounds of one run each, so that both see the same machine state.
+//! a Rust binary of `benches` (`vit_bench`, `mae_bench`, `det_bench`) and its twin under
+//! `benches/python/` doing the same work, in alternating rounds of one run each, so that both see
+//! the same machine state.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -59,6 +60,28 @@ pub const CPU_CASES: &[Case] = &[
             "10",
             "--warmup",
             "2",
+        ],
+    },
+    Case {
+        label: "MAE pre-training step (mini, patch 4, 32x32, mask 0.75), batch 64, f32, CPU",
+        max_rounds: usize::MAX,
+        bin: "mae_bench",
+        script: "benches/python/mae_bench.py",
+        args: &[
+            "--model",
+            "mae_vit_mini_patch4_32",
+            "--batch",
+            "64",
+            "--device",
+            "cpu",
+            "--dtype",
+            "f32",
+            "--iters",
+            "20",
+            "--warmup",
+            "3",
+            "--mask-ratio",
+            "0.75",
         ],
     },
     Case {

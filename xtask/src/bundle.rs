@@ -84,6 +84,15 @@ pub fn readme(repro: &str, tests: &[(String, &Artifact)], torch: &str) -> String
     }
     let _ = writeln!(
         s,
+        "  {:<40} side-by-side benches (twins in scripts/)",
+        "vit_bench, mae_bench"
+    );
+    let _ = writeln!(
+        s,
+        "GPU comparisons against PyTorch on the same card: scripts/vit_gpu.sh, scripts/mae_gpu.sh"
+    );
+    let _ = writeln!(
+        s,
         "\nTest binaries take the usual test-harness arguments, e.g."
     );
     let _ = writeln!(
@@ -136,7 +145,7 @@ pub fn cmd(out: &Path) -> Result<()> {
     for a in &tests {
         listed.push((copy(&a.executable)?, a));
     }
-    // The side-by-side bench: the Rust binary, its PyTorch twin and the GPU driver script.
+    // The side-by-side benches: the Rust binaries, their PyTorch twins and the GPU driver scripts.
     let bench_json = util::run_stdout(cargo(&env, &root).args([
         "build",
         "--release",
@@ -144,15 +153,24 @@ pub fn cmd(out: &Path) -> Result<()> {
         "benches",
         "--bin",
         "vit_bench",
+        "--bin",
+        "mae_bench",
         "--message-format=json-render-diagnostics",
     ]))
-    .context("building vit_bench")?;
-    let vit_bench =
-        util::bin_executable(&bench_json, "vit_bench").context("vit_bench not built")?;
-    copy(&vit_bench)?;
+    .context("building vit_bench and mae_bench")?;
+    for name in ["vit_bench", "mae_bench"] {
+        let exe =
+            util::bin_executable(&bench_json, name).with_context(|| format!("{name} not built"))?;
+        copy(&exe)?;
+    }
     let scripts = out.join("scripts");
     fs::create_dir_all(&scripts).with_context(|| format!("creating {}", scripts.display()))?;
-    for rel in ["benches/python/vit_bench.py", "benches/gpu/vit_gpu.sh"] {
+    for rel in [
+        "benches/python/vit_bench.py",
+        "benches/gpu/vit_gpu.sh",
+        "benches/python/mae_bench.py",
+        "benches/gpu/mae_gpu.sh",
+    ] {
         let from = root.join(rel);
         let to = scripts.join(from.file_name().context("script name")?);
         fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;

@@ -2,4 +2,5 @@
 
 pub mod adamw;
 pub mod det;
+pub mod mae;
 pub mod vit;
