@@ -13,22 +13,15 @@ use det_core::{batched_nms, box_iou, evaluate, nms, CocoDataset, CocoParams};
 use serde_json::Value;
 
 fn reference_dir() -> tempfile::TempDir {
-    let python = std::env::var_os("CVLAB_PYTHON").expect(
-        "CVLAB_PYTHON must name the reference python (pycocotools, torchvision); run by cargo xtask test",
-    );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/coco_reference.py");
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "{} failed: {status}", script.display());
-    dir
+    test_support::run_reference(
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/parity/coco_reference.py",
+        "pycocotools, torchvision",
+    )
 }
 
 fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    test_support::read_json(p)
 }
 
 fn floats(v: &Value) -> Vec<f64> {

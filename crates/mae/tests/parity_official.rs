@@ -15,18 +15,11 @@ use tch::{nn, Device, Tensor};
 const TOL: f64 = 1e-5;
 
 fn reference_dir() -> tempfile::TempDir {
-    let python = std::env::var_os("CVLAB_PYTHON").expect(
-        "CVLAB_PYTHON must name the reference python (torch 2.11 + timm); run by cargo xtask test",
-    );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/mae_reference.py");
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "{} failed: {status}", script.display());
-    dir
+    test_support::run_reference(
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/parity/mae_reference.py",
+        "timm",
+    )
 }
 
 fn config(meta: &Value) -> MaeConfig {

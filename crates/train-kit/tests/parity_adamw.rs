@@ -13,24 +13,12 @@ use train_kit::{AdamW, AdamWConfig, GroupSpec, ParamGroup, PerParamAdamW};
 const ORDER: [&str; 3] = ["w1", "b1", "w3"];
 
 fn reference() -> Value {
-    let python = std::env::var_os("CVLAB_PYTHON").expect(
-        "CVLAB_PYTHON must name the reference python (torch 2.11); run by cargo xtask test",
+    let dir = test_support::run_reference(
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/parity/adamw_reference.py",
+        "nothing else",
     );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/adamw_reference.py");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("adamw_reference.json");
-    let status = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{} {} failed: {status}",
-        python.to_string_lossy(),
-        script.display()
-    );
-    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    test_support::read_json(&dir.path().join("adamw_reference.json"))
 }
 
 fn init(name: &str, i: f64) -> f64 {

@@ -13,18 +13,11 @@ use vit_core::{LoadOptions, ViTConfig, VisionTransformer};
 const TOL: f64 = 1e-5;
 
 fn reference_dir() -> tempfile::TempDir {
-    let python = std::env::var_os("CVLAB_PYTHON").expect(
-        "CVLAB_PYTHON must name the reference python (torch 2.11 + timm); run by cargo xtask test",
-    );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/vit_reference.py");
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "{} failed: {status}", script.display());
-    dir
+    test_support::run_reference(
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/parity/vit_reference.py",
+        "timm",
+    )
 }
 
 fn config(overrides: &Value) -> ViTConfig {
