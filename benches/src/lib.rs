@@ -102,3 +102,50 @@ pub fn fill_grads(vs: &nn::VarStore) {
     }
     loss.backward();
 }
+
+/// `--device` of the side-by-side binaries: `cpu` or `cuda` (device 0).
+pub fn parse_device(s: &str) -> anyhow::Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        other => anyhow::bail!("--device: expected cpu or cuda, got {other}"),
+    }
+}
+
+/// `--dtype` of the side-by-side binaries: `f32`, or `bf16` (CUDA autocast): whether bf16.
+pub fn parse_bf16(s: &str) -> anyhow::Result<bool> {
+    match s {
+        "f32" => Ok(false),
+        "bf16" => Ok(true),
+        other => anyhow::bail!("--dtype: expected f32 or bf16, got {other}"),
+    }
+}
+
+/// The median of `v` (the upper one for an even count, as the Python twins); NaN when empty.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Runs `step` `warmup` times untimed, then `iters` times, each timed by the wall clock with the
+/// device synchronised after it (the Python twins time the same way). Returns the seconds.
+pub fn time_steps(
+    device: Device,
+    warmup: usize,
+    iters: usize,
+    mut step: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<f64>> {
+    for _ in 0..warmup {
+        step()?;
+    }
+    sync(device);
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t0 = std::time::Instant::now();
+        step()?;
+        sync(device);
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(times)
+}

@@ -59,20 +59,8 @@ fn parse() -> Result<Args> {
         match flag.as_str() {
             "--model" => a.model = value()?,
             "--batch" => a.batch = value()?.parse()?,
-            "--device" => {
-                a.device = match value()?.as_str() {
-                    "cpu" => Device::Cpu,
-                    "cuda" => Device::Cuda(0),
-                    other => bail!("--device: expected cpu or cuda, got {other}"),
-                }
-            }
-            "--dtype" => {
-                a.bf16 = match value()?.as_str() {
-                    "f32" => false,
-                    "bf16" => true,
-                    other => bail!("--dtype: expected f32 or bf16, got {other}"),
-                }
-            }
+            "--device" => a.device = benches::parse_device(&value()?)?,
+            "--dtype" => a.bf16 = benches::parse_bf16(&value()?)?,
             "--iters" => a.iters = value()?.parse()?,
             "--warmup" => a.warmup = value()?.parse()?,
             "--threads" => a.threads = Some(value()?.parse()?),
@@ -84,12 +72,6 @@ fn parse() -> Result<Args> {
         bail!("--iters must be >= 1");
     }
     Ok(a)
-}
-
-fn sync(d: Device) {
-    if let Device::Cuda(i) = d {
-        tch::Cuda::synchronize(i as i64);
-    }
 }
 
 fn main() -> Result<()> {
@@ -119,7 +101,7 @@ fn main() -> Result<()> {
     let mut step = || -> Result<()> {
         let mut mark = |i: usize, t: &mut Instant| {
             if a.phases && timed.get() {
-                sync(a.device);
+                benches::sync(a.device);
                 phases[i].push(t.elapsed().as_secs_f64());
                 *t = Instant::now();
             }
@@ -134,33 +116,19 @@ fn main() -> Result<()> {
         mark(2, &mut t);
         Ok(())
     };
-    for _ in 0..a.warmup {
-        step()?;
-    }
-    sync(a.device);
-    timed.set(true);
-    let mut times = Vec::with_capacity(a.iters);
-    for _ in 0..a.iters {
-        let t0 = Instant::now();
-        step()?;
-        sync(a.device);
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    let median = |v: &[f64]| {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
-    };
+    benches::time_steps(a.device, a.warmup, 0, &mut step)?;
+    timed.set(true); // warm-up steps are not recorded in the phases
+    let times = benches::time_steps(a.device, 0, a.iters, &mut step)?;
     let phases_s = a.phases.then(|| {
         let names = ["forward", "backward", "optimizer"];
         let map: serde_json::Map<String, serde_json::Value> = names
             .iter()
             .zip(&phases)
-            .map(|(n, v)| (n.to_string(), median(v).into()))
+            .map(|(n, v)| (n.to_string(), benches::median(v).into()))
             .collect();
         map
     });
-    let median = median(&times);
+    let median = benches::median(&times);
     let mut line = serde_json::json!({
             "impl": "rust", "model": a.model, "batch": a.batch, "mask_ratio": a.mask_ratio,
             "mask_tokens": a.mask_tokens, "mode": "train", "device": format!("{:?}", a.device),

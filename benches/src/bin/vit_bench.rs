@@ -7,8 +7,6 @@
 //! forward + cross-entropy + backward + AdamW step (train-kit's flat AdamW). bf16 means CUDA
 //! autocast with bfloat16, as `torch.autocast("cuda", torch.bfloat16)`.
 
-use std::time::Instant;
-
 use anyhow::{bail, Context, Result};
 use tch::{nn, Device, Kind, Tensor};
 use vit_core::{ViTConfig, VisionTransformer};
@@ -42,20 +40,8 @@ fn parse() -> Result<Args> {
             "--model" => a.model = value()?,
             "--batch" => a.batch = value()?.parse()?,
             "--mode" => a.mode = value()?,
-            "--device" => {
-                a.device = match value()?.as_str() {
-                    "cpu" => Device::Cpu,
-                    "cuda" => Device::Cuda(0),
-                    other => bail!("--device: expected cpu or cuda, got {other}"),
-                }
-            }
-            "--dtype" => {
-                a.bf16 = match value()?.as_str() {
-                    "f32" => false,
-                    "bf16" => true,
-                    other => bail!("--dtype: expected f32 or bf16, got {other}"),
-                }
-            }
+            "--device" => a.device = benches::parse_device(&value()?)?,
+            "--dtype" => a.bf16 = benches::parse_bf16(&value()?)?,
             "--iters" => a.iters = value()?.parse()?,
             "--warmup" => a.warmup = value()?.parse()?,
             "--threads" => a.threads = Some(value()?.parse()?),
@@ -66,12 +52,6 @@ fn parse() -> Result<Args> {
         bail!("--mode: expected infer or train, got {}", a.mode);
     }
     Ok(a)
-}
-
-fn sync(d: Device) {
-    if let Device::Cuda(i) = d {
-        tch::Cuda::synchronize(i as i64);
-    }
 }
 
 fn main() -> Result<()> {
@@ -99,7 +79,7 @@ fn main() -> Result<()> {
     } else {
         None
     };
-    let mut step = || -> Result<()> {
+    let step = || -> Result<()> {
         match opt.as_mut() {
             None => {
                 let out = tch::no_grad(|| {
@@ -118,20 +98,8 @@ fn main() -> Result<()> {
         }
         Ok(())
     };
-    for _ in 0..a.warmup {
-        step()?;
-    }
-    sync(a.device);
-    let mut times = Vec::with_capacity(a.iters);
-    for _ in 0..a.iters {
-        let t0 = Instant::now();
-        step()?;
-        sync(a.device);
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
+    let times = benches::time_steps(a.device, a.warmup, a.iters, step)?;
+    let median = benches::median(&times);
     println!(
         "{}",
         serde_json::json!({
