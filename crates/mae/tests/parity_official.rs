@@ -111,6 +111,7 @@ fn parity_with_official_models_mae() {
         worst.push((case.clone(), d_pred, d_loss));
     }
     eprintln!("max |pred - official|, |loss - official| per case: {worst:?}");
+    official_checkpoints_convert_and_load(dir.path(), &cases["norm_pix"]);
     assert_eq!(worst.len(), 3);
 
     for (size, depth) in [("base", 12), ("large", 24)] {
@@ -130,4 +131,77 @@ fn parity_with_official_models_mae() {
             assert_eq!(spec.weight_decay, wd, "{size} {name}: weight decay");
         }
     }
+}
+
+/// The released checkpoints' path: a `{'model': state_dict}` pickle through
+/// `tools/convert_timm.py --pth`, then `load_safetensors`. The full one gives the reference
+/// outputs; the encoder-only one reports the decoder missing and gives the same latent.
+fn official_checkpoints_convert_and_load(dir: &std::path::Path, meta: &Value) {
+    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/convert_timm.py");
+    let convert = |name: &str| {
+        let out = dir.join(format!("{name}.converted.safetensors"));
+        let status = std::process::Command::new(test_support::python("timm"))
+            .arg(&tool)
+            .arg("--pth")
+            .arg(dir.join(format!("{name}.pth")))
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "convert_timm.py --pth {name}.pth: {status}"
+        );
+        out
+    };
+    let file: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("norm_pix.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let cfg = config(meta);
+    let (imgs, noise) = (&file["__imgs__"], &file["__noise__"]);
+
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = MaskedAutoencoder::new(&vs.root(), &cfg).unwrap();
+    let report = model
+        .load_safetensors(&vs, convert("official_full"))
+        .unwrap();
+    assert_eq!(report.decoder, mae::DecoderStatus::Loaded, "{report}");
+    assert!(
+        report.report.missing.is_empty() && report.report.unexpected.is_empty(),
+        "{report}"
+    );
+    let out =
+        tch::no_grad(|| model.forward_masked(imgs, cfg.mask_ratio, Some(noise), false)).unwrap();
+    let d_pred = max_diff(&out.pred, &file["__pred__"]);
+    assert!(
+        d_pred <= TOL,
+        "converted full checkpoint: predictions differ by {d_pred:e}"
+    );
+
+    let vs2 = nn::VarStore::new(Device::Cpu);
+    let model2 = MaskedAutoencoder::new(&vs2.root(), &cfg).unwrap();
+    let report = model2
+        .load_safetensors(&vs2, convert("official_encoder"))
+        .unwrap();
+    match &report.decoder {
+        mae::DecoderStatus::Missing(names) => {
+            assert!(names.iter().any(|n| n == "mask_token"), "{names:?}");
+            assert!(
+                names.iter().any(|n| n.starts_with("decoder_blocks.")),
+                "{names:?}"
+            );
+        }
+        other => panic!("encoder-only checkpoint reported {other:?}"),
+    }
+    let latent = |m: &MaskedAutoencoder| {
+        tch::no_grad(|| m.forward_encoder(imgs, cfg.mask_ratio, Some(noise), false))
+            .unwrap()
+            .latent
+    };
+    let d_latent = max_diff(&latent(&model2), &latent(&model));
+    assert!(
+        d_latent == 0.0,
+        "encoder-only checkpoint: latent differs by {d_latent:e}"
+    );
 }

@@ -220,6 +220,13 @@ def main(out_dir):
             "__init_pos_embed__": init_pos, "__init_decoder_pos_embed__": init_dec_pos,
         })
         save_file(tensors, os.path.join(out_dir, f"{case}.safetensors"))
+        if case == "norm_pix":
+            # The released checkpoints' layout: {'model': state_dict} pickles; the pre-trained
+            # ones hold the encoder only, the visualisation ones the decoder too.
+            sd = model.state_dict()
+            enc = {k: v for k, v in sd.items() if not (k.startswith("decoder_") or k == "mask_token")}
+            torch.save({"model": sd, "epoch": 799}, os.path.join(out_dir, "official_full.pth"))
+            torch.save({"model": enc}, os.path.join(out_dir, "official_encoder.pth"))
         meta[case] = dict(img_size=img, patch_size=p, embed_dim=d, depth=depth, num_heads=heads,
                           decoder_embed_dim=dd, decoder_depth=ddepth, decoder_num_heads=dheads,
                           mask_ratio=ratio, norm_pix_loss=norm_pix)
