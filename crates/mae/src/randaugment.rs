@@ -969,6 +969,24 @@ mod tests {
         assert!(rand_augment(&x, &bad).is_err());
     }
 
+    #[test]
+    fn finetuning_defaults_to_it_and_checks_it() {
+        use crate::finetune::FinetuneConfig;
+        let f = FinetuneConfig::default();
+        assert_eq!(f.rand_augment, Some(cfg()));
+        let bad = FinetuneConfig {
+            rand_augment: Some(RandAugmentConfig { prob: 3.0, ..cfg() }),
+            ..f.clone()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("rand_augment.prob") && e.contains('3'), "{e}");
+        let off: FinetuneConfig = serde_json::from_str(r#"{"rand_augment": null}"#).unwrap();
+        assert_eq!(off.rand_augment, None);
+        let m5: FinetuneConfig =
+            serde_json::from_str(r#"{"rand_augment": {"magnitude": 5.0}}"#).unwrap();
+        assert_eq!(m5.rand_augment.unwrap().magnitude, 5.0);
+    }
+
     /// The cost on an ImageNet-sized CPU batch, next to a ViT-B/16 forward (no grad) on 8 of
     /// the images scaled to 128: `cargo test --release -p mae --lib time_rand_augment --
     /// --ignored --nocapture`.
