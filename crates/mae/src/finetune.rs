@@ -1,7 +1,7 @@
 //! End-to-end fine-tuning of a pre-trained MAE encoder (official `main_finetune.py`,
 //! `engine_finetune.py`, `util/lr_decay.py`): layer-wise lr decay (BEiT, Bao et al. 2021),
-//! drop path, mixup / CutMix with label smoothing, random erasing, global average pooling with
-//! `fc_norm`, AdamW, warmup + cosine per iteration, bf16 autocast on CUDA.
+//! drop path, timm's RandAugment, mixup / CutMix with label smoothing, random erasing, global
+//! average pooling with `fc_norm`, AdamW, warmup + cosine per iteration, bf16 autocast on CUDA.
 
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use crate::augment::{
 };
 use crate::config::MaeConfig;
 use crate::error::{finite, MaeError, Result};
+use crate::randaugment::{rand_augment, RandAugmentConfig};
 use crate::run::{scaled_lr, Progress, RunOptions};
 
 /// timm `VisionTransformer.no_weight_decay()`: the names spared besides 1-D tensors.
@@ -105,7 +106,8 @@ pub fn init_head(vs: &nn::VarStore, std: f64) {
 
 /// The fine-tuning recipe. `Default` is ViT-B (`FINETUNE.md`): 100 epochs, 5 warmup,
 /// effective batch 1024, blr 5e-4, layer decay 0.65, weight decay 0.05, drop path 0.1 (set in
-/// the model), mixup 0.8 / CutMix 1.0 / smoothing 0.1, random erasing 0.25, crop (0.08, 1).
+/// the model), RandAugment `rand-m9-mstd0.5-inc1`, mixup 0.8 / CutMix 1.0 / smoothing 0.1,
+/// random erasing 0.25, crop (0.08, 1).
 /// ViT-L: 50 epochs, blr 1e-3, layer decay 0.75, drop path 0.2.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -124,6 +126,8 @@ pub struct FinetuneConfig {
     /// timm `RandomErasing` probability.
     pub reprob: f64,
     pub crop: CropConfig,
+    /// timm's RandAugment on the [0, 1] crops, before normalisation; `None` = off.
+    pub rand_augment: Option<RandAugmentConfig>,
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
     pub bf16: bool,
@@ -154,6 +158,7 @@ impl Default for FinetuneConfig {
                 scale: (0.08, 1.0),
                 ..CropConfig::default()
             },
+            rand_augment: Some(RandAugmentConfig::default()),
             mean: IMAGENET_MEAN.to_vec(),
             std: IMAGENET_STD.to_vec(),
             bf16: true,
@@ -168,6 +173,9 @@ impl Default for FinetuneConfig {
 impl FinetuneConfig {
     pub fn validate(&self) -> Result<()> {
         self.crop.validate()?;
+        if let Some(ra) = &self.rand_augment {
+            ra.validate()?;
+        }
         let ok = self.epochs > 0
             && self.batch_size > 0
             && self.accum_iter > 0
@@ -389,6 +397,10 @@ pub fn finetune(
                 opt.set_lr(schedule.lr_at(it as usize));
             }
             let x = random_resized_crop(&batch.images.to_device(device), vcfg.img_size, &cfg.crop)?;
+            let x = match &cfg.rand_augment {
+                Some(ra) => rand_augment(&x, ra)?,
+                None => x,
+            };
             let x = normalize(&x, &cfg.mean, &cfg.std)?;
             let y = batch.labels.to_device(device);
             let (x, targets, _) = mixup_cutmix(&x, &y, vcfg.num_classes, &cfg.mixup)?;

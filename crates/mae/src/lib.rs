@@ -9,7 +9,8 @@
 //!   norm-pix loss on the removed patches; the encoder-with-mask-tokens design (Table 1c).
 //! - [`pretrain`]: the official pre-training recipe with accumulation, bf16 on CUDA, exact
 //!   resume. [`finetune`]: layer-wise lr decay, drop path, mixup / CutMix, label smoothing,
-//!   global pooling. [`linear_probe`]: BatchNorm without affine before the head, LARS.
+//!   global pooling, timm's RandAugment ([`rand_augment`]). [`linear_probe`]: BatchNorm
+//!   without affine before the head, LARS.
 //! - [`reconstruct`] / [`save_grid`]: the reconstruction figure. [`MaeMacs`]: analytic costs.
 //! - [`MaskedAutoencoder::load_safetensors`], [`load_encoder_into`]: official checkpoints
 //!   converted with `tools/convert_timm.py --pth`. [`recipe::imagenet_vit_b`]: the paper's
@@ -25,6 +26,7 @@ mod model;
 pub mod patches;
 pub mod pretrain;
 pub mod probe;
+pub mod randaugment;
 pub mod recipe;
 mod run;
 mod visualize;
@@ -43,6 +45,7 @@ pub use pretrain::{pretrain, time_train_step, PretrainConfig, PretrainReport};
 pub use probe::{
     extract_features, linear_probe, probe_checkpoint, ProbeConfig, ProbeData, ProbeReport,
 };
+pub use randaugment::{rand_augment, RandAugmentConfig};
 pub use run::{scaled_lr, RunOptions};
 pub use visualize::{reconstruct, save_grid, Reconstruction};
 pub use weights::{

@@ -262,8 +262,8 @@ fn finetuning_and_probing_learn_a_toy_problem() {
     assert!(mae::linear_probe((&f, &ty), (&tf, &ty), 2, &probe).is_err());
 }
 
-/// Fine-tuning with every random part on (crops, flip, mixup / CutMix, erasing, drop path) and
-/// accumulation, stopped mid-epoch, mid-run checkpoints every 2 steps.
+/// Fine-tuning with every random part on (crops, flip, RandAugment, mixup / CutMix, erasing,
+/// drop path) and accumulation, stopped mid-epoch, mid-run checkpoints every 2 steps.
 fn try_finetune_run(
     dir: &std::path::Path,
     stop_after: Option<u64>,

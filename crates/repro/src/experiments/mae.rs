@@ -452,6 +452,7 @@ fn finetune(ctx: &Ctx, data: &Mnist, init: Option<&Path>) -> Result<mae::Finetun
             ..MixupConfig::default()
         },
         reprob: 0.0,
+        rand_augment: None,
         crop: CropConfig {
             scale: (0.5, 1.0),
             ..CropConfig::default()
