@@ -17,8 +17,6 @@
 //!   of pixels more than 8 apart, and the wrong sign 13-40 levels, so a wrong angle,
 //!   direction, offset, centre or fill cannot pass.
 
-use std::path::PathBuf;
-
 use mae::randaugment::{apply_op, RandAugmentConfig, RandOp};
 use serde_json::Value;
 use tch::{Kind, Tensor};
@@ -29,19 +27,11 @@ const GEO_FAR_LEVELS: f64 = 8.0;
 const GEO_FAR_FRACTION: f64 = 0.002;
 
 fn reference_dir() -> tempfile::TempDir {
-    let python = std::env::var_os("CVLAB_PYTHON").expect(
-        "CVLAB_PYTHON must name the reference python (torch 2.11 + timm); run by cargo xtask test",
-    );
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/randaugment_reference.py");
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "{} failed: {status}", script.display());
-    dir
+    test_support::run_reference(
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/parity/randaugment_reference.py",
+        "timm",
+    )
 }
 
 fn read_levels(dir: &tempfile::TempDir, file: &str) -> Tensor {
