@@ -93,3 +93,41 @@ pub fn masking(c: &mut Criterion) {
     }
     group.finish();
 }
+
+/// timm's RandAugment (`rand-m9-mstd0.5-inc1`) on a fine-tuning batch of 128 ImageNet crops,
+/// beside a ViT-B/16 forward of 2 of them for scale (the fine-tuning step it precedes costs about
+/// three forwards of the whole batch, 192x this one).
+pub fn rand_augment(c: &mut Criterion) {
+    let device = bench_device();
+    let mut group = c.benchmark_group(format!("mae_randaugment/{}", device_label(device)));
+    tch::manual_seed(0);
+    let x = Tensor::rand([128, 3, 224, 224], (Kind::Float, device));
+    let cfg = mae::RandAugmentConfig::default();
+    group.bench_function("rand_m9_mstd0.5_inc1_b128", |b| {
+        b.iter_custom(|iters| {
+            sync(device);
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                drop(mae::rand_augment(&x, &cfg).expect("rand_augment"));
+            }
+            sync(device);
+            t0.elapsed()
+        })
+    });
+    let vs = nn::VarStore::new(device);
+    let vcfg = vit_core::ViTConfig::by_name("vit_base_patch16_224").expect("preset");
+    let vit = vit_core::VisionTransformer::new(&vs.root(), &vcfg).expect("ViT-B/16");
+    let x2 = x.narrow(0, 0, 2);
+    group.bench_function("vit_base_patch16_forward_b2", |b| {
+        b.iter_custom(|iters| {
+            sync(device);
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                drop(tch::no_grad(|| vit.forward_t(&x2, false)).expect("forward"));
+            }
+            sync(device);
+            t0.elapsed()
+        })
+    });
+    group.finish();
+}

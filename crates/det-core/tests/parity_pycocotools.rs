@@ -5,7 +5,7 @@
 //! category missing from the ground truth and a listed category never annotated. Also the VOC
 //! evaluator against the devkit's `voc_eval` logic (11-point and all-point, difficult, +1).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use det_core::coco::read_detections;
 use det_core::voc_eval::{voc_evaluate, VocDet, VocGt, VocMetric, VocParams};

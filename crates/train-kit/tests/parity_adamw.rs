@@ -6,7 +6,6 @@
 mod common;
 
 use serde_json::Value;
-use std::path::PathBuf;
 use tch::{nn, Device, Kind, Tensor};
 use train_kit::{AdamW, AdamWConfig, GroupSpec, ParamGroup, PerParamAdamW};
 

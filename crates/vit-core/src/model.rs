@@ -177,14 +177,16 @@ impl VisionTransformer {
             .map(|t| t.shallow_clone())
             .collect();
         let d = self.cfg.embed_dim;
-        let mut prefix = if parts.is_empty() {
+        let prefix = if parts.is_empty() {
             Tensor::zeros([1, 0, d], (self.pos_embed.kind(), self.pos_embed.device()))
         } else {
             Tensor::cat(&parts, 1)
         };
-        if !self.cfg.no_embed_class {
-            prefix = prefix + self.pos_embed.narrow(1, 0, self.cfg.num_prefix_tokens());
-        }
+        let prefix = if self.cfg.no_embed_class {
+            prefix
+        } else {
+            prefix + self.pos_embed.narrow(1, 0, self.cfg.num_prefix_tokens())
+        };
         let p = prefix.size()[1];
         prefix.expand([batch, p, d], false)
     }
