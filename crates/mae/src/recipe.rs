@@ -2,7 +2,8 @@
 //! 1600 epochs of norm-pix pre-training at 75% with `PretrainConfig::default()` (skipped when
 //! the official `mae_pretrain_vit_base` checkpoint, converted to safetensors, is given), then 100
 //! epochs of fine-tuning with `FinetuneConfig::default()` (`FINETUNE.md`). Both stages checkpoint
-//! into `out_dir` and resume from there.
+//! into `out_dir` and resume from there. [`run_recipe`] runs the same path with any [`Recipe`]
+//! (`tests/recipe.rs` runs a tiny one on a generated JPEG folder).
 //!
 //! Training images come from `datasets::ImageFolder` stretched to 256x256 (decoded by every core)
 //! and get RandomResizedCrop to 224 + flip on the device; so the crop's aspect range applies to
@@ -40,6 +41,55 @@ pub struct ImageNetRun {
     pub seed: u64,
 }
 
+/// The recipe's settings. [`Recipe::vit_b_paper`] is the paper's; smaller ones run the same
+/// path (the tests run it end to end on a tiny folder).
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// The MAE; fine-tuning builds its classifier from `model.encoder`.
+    pub model: MaeConfig,
+    pub pretrain: PretrainConfig,
+    pub finetune: FinetuneConfig,
+    pub num_classes: i64,
+    pub drop_path: f64,
+    /// Training images are stretched to this square before the crop on the device.
+    pub train_decode: u32,
+    /// Validation: `Resize(eval_resize)` (aspect kept) then `CenterCrop` to the model's size.
+    pub eval_resize: u32,
+    pub eval_batch: usize,
+    /// File name of the pre-trained weights in `out_dir`.
+    pub pretrained_name: String,
+}
+
+impl Recipe {
+    /// ViT-B/16: norm-pix pre-training for 1600 epochs (`PretrainConfig::default()`, effective
+    /// batch 4096), fine-tuning for 100 (`FinetuneConfig::default()`, evaluated every 10), drop
+    /// path 0.1, 1000 classes, images decoded at 256, evaluation `Resize(256)` + `CenterCrop(224)`.
+    pub fn vit_b_paper(seed: u64) -> Self {
+        Self {
+            model: MaeConfig {
+                norm_pix_loss: true,
+                ..MaeConfig::mae_vit_base_patch16()
+            },
+            pretrain: PretrainConfig {
+                epochs: 1600,
+                seed,
+                ..PretrainConfig::default()
+            },
+            finetune: FinetuneConfig {
+                seed,
+                eval_every: 10,
+                ..FinetuneConfig::default()
+            },
+            num_classes: 1000,
+            drop_path: 0.1,
+            train_decode: 256,
+            eval_resize: 256,
+            eval_batch: 250,
+            pretrained_name: "mae_vit_base_pretrained.safetensors".into(),
+        }
+    }
+}
+
 /// What the recipe produced.
 #[derive(Debug, Clone)]
 pub struct ImageNetResult {
@@ -52,9 +102,9 @@ fn decode_workers() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get())
 }
 
-/// Training images: the whole image stretched to 256x256, cropped on the device per step.
-fn train_folder(root: &Path, batch: usize, seed: u64) -> Result<Loader> {
-    let f = ImageFolder::open(root.join("train"), (256, 256))?;
+/// Training images: the whole image stretched to `size` x `size`, cropped on the device per step.
+fn train_folder(root: &Path, size: u32, batch: usize, seed: u64) -> Result<Loader> {
+    let f = ImageFolder::open(root.join("train"), (size, size))?;
     let cfg = LoaderConfig {
         batch_size: batch,
         shuffle: true,
@@ -66,11 +116,11 @@ fn train_folder(root: &Path, batch: usize, seed: u64) -> Result<Loader> {
     Ok(f.into_loader(cfg)?)
 }
 
-/// Validation images as the official evaluation: `Resize(256, bicubic)` (aspect kept) and
-/// `CenterCrop(224)`.
-fn val_folder(root: &Path, batch: usize) -> Result<Loader> {
-    let f = ImageFolder::open(root.join("val"), (224, 224))?
-        .with_resize(Resize::ShorterThenCenterCrop(256))?
+/// Validation images as the official evaluation: `Resize(resize, bicubic)` (aspect kept) and
+/// `CenterCrop(crop)`.
+fn val_folder(root: &Path, crop: (i64, i64), resize: u32, batch: usize) -> Result<Loader> {
+    let f = ImageFolder::open(root.join("val"), (crop.0 as u32, crop.1 as u32))?
+        .with_resize(Resize::ShorterThenCenterCrop(resize))?
         .with_filter(FilterType::CatmullRom);
     let cfg = LoaderConfig {
         batch_size: batch,
@@ -83,53 +133,57 @@ fn val_folder(root: &Path, batch: usize) -> Result<Loader> {
     Ok(f.into_loader(cfg)?)
 }
 
-/// Runs (or resumes) the recipe; the top-1 is the last entry of `finetune.accuracy`.
+/// Runs (or resumes) the paper's ViT-B/16 recipe; the top-1 is the last entry of
+/// `finetune.accuracy`.
 pub fn imagenet_vit_b(run: &ImageNetRun) -> Result<ImageNetResult> {
-    let cfg = MaeConfig {
-        norm_pix_loss: true,
-        ..MaeConfig::mae_vit_base_patch16()
-    };
+    run_recipe(run, &Recipe::vit_b_paper(run.seed))
+}
+
+/// Pre-trains (unless `run.pretrained` is given or the weights are already in `out_dir`), then
+/// fine-tunes and evaluates; both stages resume from their checkpoints in `out_dir`.
+pub fn run_recipe(run: &ImageNetRun, recipe: &Recipe) -> Result<ImageNetResult> {
+    let cfg = &recipe.model;
     let pretrained = match &run.pretrained {
         Some(path) => path.clone(),
         None => {
-            let mut vs = nn::VarStore::new(run.device);
-            let model = MaskedAutoencoder::new(&vs.root(), &cfg)?;
-            let recipe = PretrainConfig {
-                epochs: 1600,
-                seed: run.seed,
-                ..PretrainConfig::default()
-            };
-            let opts = RunOptions {
-                dir: Some(run.out_dir.join("pretrain")),
-                progress: true,
-                label: "MAE ViT-B/16 pre-training".into(),
-                stop_after: None,
-            };
-            let train = train_folder(&run.root, recipe.batch_size, run.seed)?;
-            pretrain(&model, &mut vs, &train, &recipe, &opts)?;
-            let path = run.out_dir.join("mae_vit_base_pretrained.safetensors");
-            vit_core::save_safetensors(&vs, &path)?;
+            let path = run.out_dir.join(&recipe.pretrained_name);
+            if !path.is_file() {
+                let mut vs = nn::VarStore::new(run.device);
+                let model = MaskedAutoencoder::new(&vs.root(), cfg)?;
+                let opts = RunOptions {
+                    dir: Some(run.out_dir.join("pretrain")),
+                    progress: true,
+                    label: "MAE pre-training".into(),
+                    stop_after: None,
+                };
+                let p = &recipe.pretrain;
+                let train = train_folder(&run.root, recipe.train_decode, p.batch_size, p.seed)?;
+                pretrain(&model, &mut vs, &train, p, &opts)?;
+                vit_core::save_safetensors(&vs, &path)?;
+            }
             path
         }
     };
     let mut vs = nn::VarStore::new(run.device);
-    let vit = VisionTransformer::new(&vs.root(), &classifier_config(&cfg, 1000, true, 0.1))?;
+    let vcfg = classifier_config(cfg, recipe.num_classes, true, recipe.drop_path);
+    let vit = VisionTransformer::new(&vs.root(), &vcfg)?;
     load_encoder_into(&vit, &vs, &pretrained)?;
     init_head(&vs, 2e-5);
-    let fcfg = FinetuneConfig {
-        seed: run.seed,
-        eval_every: 10,
-        ..FinetuneConfig::default()
-    };
-    let train = train_folder(&run.root, fcfg.batch_size, run.seed)?;
-    let val = val_folder(&run.root, 250)?;
+    let f = &recipe.finetune;
+    let train = train_folder(&run.root, recipe.train_decode, f.batch_size, f.seed)?;
+    let val = val_folder(
+        &run.root,
+        cfg.encoder.img_size,
+        recipe.eval_resize,
+        recipe.eval_batch,
+    )?;
     let opts = RunOptions {
         dir: Some(run.out_dir.join("finetune")),
         progress: true,
-        label: "MAE ViT-B/16 fine-tuning".into(),
+        label: "MAE fine-tuning".into(),
         stop_after: None,
     };
-    let finetune = finetune(&vit, &mut vs, &train, &EvalSet::Loader(&val), &fcfg, &opts)?;
+    let finetune = finetune(&vit, &mut vs, &train, &EvalSet::Loader(&val), f, &opts)?;
     Ok(ImageNetResult {
         finetune,
         pretrained,
