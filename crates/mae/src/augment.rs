@@ -290,6 +290,7 @@ mod tests {
 
     #[test]
     fn crop_params_follow_torchvision() {
+        let _rng = crate::test_rng_lock();
         let cfg = CropConfig::default();
         // u = (scale 0.5 -> 0.6 area, aspect 0.5 -> ratio 1, i 0, j 1 -> last column).
         let mut u = [0.5, 0.5, 0.0, 0.999].into_iter();
@@ -308,6 +309,7 @@ mod tests {
 
     #[test]
     fn full_crop_without_flip_is_identity_and_flip_mirrors() {
+        let _rng = crate::test_rng_lock();
         tch::manual_seed(1);
         let x = Tensor::rand([2, 3, 8, 8], (Kind::Float, Device::Cpu));
         let whole = CropConfig {
@@ -337,6 +339,7 @@ mod tests {
 
     #[test]
     fn mixup_targets_sum_to_one_and_match_lambda() {
+        let _rng = crate::test_rng_lock();
         tch::manual_seed(2);
         let x = Tensor::rand([4, 1, 10, 10], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[0i64, 1, 2, 3]);
@@ -355,6 +358,7 @@ mod tests {
 
     #[test]
     fn erasing_changes_a_rectangle_only_when_drawn() {
+        let _rng = crate::test_rng_lock();
         tch::manual_seed(3);
         let x = Tensor::zeros([8, 1, 16, 16], (Kind::Float, Device::Cpu));
         assert!(random_erasing(&x, 0.0).unwrap().equal(&x));

@@ -255,6 +255,7 @@ mod tests {
 
     #[test]
     fn presets_match_the_official_models() {
+        let _rng = crate::test_rng_lock();
         for (name, (d, depth, heads, p)) in [
             ("mae_vit_base_patch16", (768, 12, 12, 16)),
             ("mae_vit_large_patch16_dec512d8b", (1024, 24, 16, 16)),
@@ -285,6 +286,7 @@ mod tests {
 
     #[test]
     fn ratio_is_checked() {
+        let _rng = crate::test_rng_lock();
         let mut c = MaeConfig::mae_vit_mini_patch4_28();
         for bad in [0.0, 1.0, -0.1, f64::NAN, 0.99] {
             c.mask_ratio = bad;
@@ -307,6 +309,7 @@ mod tests {
 
     #[test]
     fn serde_round_trip_and_unknown_fields() {
+        let _rng = crate::test_rng_lock();
         let c = MaeConfig::mae_vit_mini_patch4_32();
         let s = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<MaeConfig>(&s).unwrap(), c);

@@ -68,6 +68,7 @@ mod tests {
 
     #[test]
     fn vit_l_ratio_is_the_papers_3_3x() {
+        let _rng = crate::test_rng_lock();
         let cfg = MaeConfig::mae_vit_large_patch16();
         let r = mask_token_flop_ratio(&cfg, 0.75).unwrap();
         // Paper Table 1c: 3.3x. Matmul MACs give 3.23x (norms and softmax are not counted).

@@ -185,6 +185,7 @@ mod tests {
 
     #[test]
     fn block_mask_never_overshoots_and_makes_blocks() {
+        let _rng = crate::test_rng_lock();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for target in [10usize, 98, 147] {
             let m = block_mask(14, 14, target, &mut rng);
@@ -212,6 +213,7 @@ mod tests {
 
     #[test]
     fn grid_noise_keeps_one_of_four() {
+        let _rng = crate::test_rng_lock();
         tch::manual_seed(0);
         let noise = noise(MaskKind::Grid, 2, (4, 4), 0.75, Device::Cpu).unwrap();
         let x = Tensor::zeros([2, 16, 1], (Kind::Float, Device::Cpu));

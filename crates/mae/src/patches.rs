@@ -75,6 +75,7 @@ mod tests {
 
     #[test]
     fn patchify_order_and_inverse() {
+        let _rng = crate::test_rng_lock();
         // 1 image, 2 channels, 4x6 pixels, patch 2: a 2x3 grid of 8-value patches.
         let x = Tensor::arange(48, (Kind::Float, Device::Cpu)).view([1, 2, 4, 6]);
         let p = patchify(&x, 2).unwrap();
@@ -91,6 +92,7 @@ mod tests {
 
     #[test]
     fn norm_pix_uses_unbiased_variance() {
+        let _rng = crate::test_rng_lock();
         let p = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 6.0]).view([1, 1, 4]);
         // mean 3, unbiased var (4 + 1 + 0 + 9) / 3 = 14/3.
         let n = norm_pix(&p);

@@ -616,6 +616,7 @@ mod tests {
 
     #[test]
     fn default_is_the_official_string_and_parse_reads_timm_keys() {
+        let _rng = crate::test_rng_lock();
         let c = RandAugmentConfig::parse("rand-m9-mstd0.5-inc1").unwrap();
         assert_eq!(c, RandAugmentConfig::default());
         let c = RandAugmentConfig::parse("rand-n3-m7-mmax12-p0.25-mstd101").unwrap();
@@ -665,6 +666,7 @@ mod tests {
 
     #[test]
     fn validate_names_the_field_and_value() {
+        let _rng = crate::test_rng_lock();
         let cases = [
             (
                 RandAugmentConfig {
@@ -732,6 +734,7 @@ mod tests {
 
     #[test]
     fn level_mappings_follow_timm() {
+        let _rng = crate::test_rng_lock();
         let inc = cfg();
         let old = RandAugmentConfig {
             increasing: false,
@@ -757,6 +760,7 @@ mod tests {
 
     #[test]
     fn lookup_ops_on_known_levels() {
+        let _rng = crate::test_rng_lock();
         // One row of levels per channel.
         let px = [0.0, 37.0, 100.0, 127.0, 128.0, 200.0, 254.0, 255.0];
         let x = image(&px, 1, 1, 8);
@@ -807,6 +811,7 @@ mod tests {
 
     #[test]
     fn equalize_follows_pil_table() {
+        let _rng = crate::test_rng_lock();
         // 16 x 32 pixels: levels 10 (x 256), 20 (x 128), 30 (x 128).
         let mut px = vec![10.0; 256];
         px.extend(vec![20.0; 128]);
@@ -820,6 +825,7 @@ mod tests {
 
     #[test]
     fn enhance_ops_blend_with_their_degenerate() {
+        let _rng = crate::test_rng_lock();
         let c = cfg();
         let px = [
             10.0, 200.0, 30.0, 90.0, 60.0, 120.0, 250.0, 0.0, 80.0, 40.0, 220.0, 100.0,
@@ -867,6 +873,7 @@ mod tests {
 
     #[test]
     fn geometric_ops_move_pixels_and_fill() {
+        let _rng = crate::test_rng_lock();
         let c = cfg();
         tch::manual_seed(4);
         let x = Tensor::rand([2, 3, 10, 20], (Kind::Float, Device::Cpu));
@@ -912,6 +919,7 @@ mod tests {
 
     #[test]
     fn batch_keeps_shape_kind_device_and_is_reproducible() {
+        let _rng = crate::test_rng_lock();
         let c = cfg();
         tch::manual_seed(5);
         let x = Tensor::rand([16, 3, 12, 12], (Kind::Float, Device::Cpu));
@@ -952,6 +960,7 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_errors() {
+        let _rng = crate::test_rng_lock();
         let c = cfg();
         let e = rand_augment(&Tensor::zeros([3, 8, 8], (Kind::Float, Device::Cpu)), &c)
             .unwrap_err()
@@ -972,6 +981,7 @@ mod tests {
 
     #[test]
     fn finetuning_defaults_to_it_and_checks_it() {
+        let _rng = crate::test_rng_lock();
         use crate::finetune::FinetuneConfig;
         let f = FinetuneConfig::default();
         assert_eq!(f.rand_augment, Some(cfg()));
