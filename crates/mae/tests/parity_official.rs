@@ -5,7 +5,6 @@
 //! embeddings equal `util/pos_embed.py`'s; the layer-decay groups equal `util/lr_decay.py`'s
 //! over timm's ViT-B/16 and ViT-L/16 names.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use mae::{lrd_spec, MaeConfig, MaskedAutoencoder};
@@ -41,8 +40,7 @@ fn config(meta: &Value) -> MaeConfig {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    (a - b).abs().max().double_value(&[])
+    test_support::max_abs_diff(a, b)
 }
 
 #[test]
@@ -50,16 +48,11 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 fn parity_with_official_models_mae() {
     tch::set_num_threads(2);
     let dir = reference_dir();
-    let cases: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cases.json")).unwrap())
-            .unwrap();
+    let cases = test_support::read_json(&dir.path().join("cases.json"));
     let mut worst = Vec::new();
     for (case, meta) in cases.as_object().unwrap() {
         let path = dir.path().join(format!("{case}.safetensors"));
-        let file: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
-            .unwrap()
-            .into_iter()
-            .collect();
+        let file = test_support::read_tensors(&path);
         let cfg = config(meta);
         let vs = nn::VarStore::new(Device::Cpu);
         let model = MaskedAutoencoder::new(&vs.root(), &cfg).unwrap();
@@ -116,7 +109,7 @@ fn parity_with_official_models_mae() {
 
     for (size, depth) in [("base", 12), ("large", 24)] {
         let path = dir.path().join(format!("lrd_{size}.json"));
-        let groups: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let groups = test_support::read_json(&path);
         let groups = groups.as_object().unwrap();
         assert!(groups.len() > 100);
         for (name, v) in groups {
@@ -154,10 +147,7 @@ fn official_checkpoints_convert_and_load(dir: &std::path::Path, meta: &Value) {
         );
         out
     };
-    let file: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("norm_pix.safetensors"))
-        .unwrap()
-        .into_iter()
-        .collect();
+    let file = test_support::read_tensors(&dir.join("norm_pix.safetensors"));
     let cfg = config(meta);
     let (imgs, noise) = (&file["__imgs__"], &file["__noise__"]);
 

@@ -29,8 +29,7 @@ fn config(overrides: &Value) -> ViTConfig {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    (a - b).abs().max().double_value(&[])
+    test_support::max_abs_diff(a, b)
 }
 
 #[test]
@@ -38,16 +37,11 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 fn parity_with_timm_vit_tiny() {
     tch::set_num_threads(2);
     let dir = reference_dir();
-    let cases: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cases.json")).unwrap())
-            .unwrap();
+    let cases = test_support::read_json(&dir.path().join("cases.json"));
     let mut worst = Vec::new();
     for (case, meta) in cases.as_object().unwrap() {
         let path = dir.path().join(format!("{case}.safetensors"));
-        let file: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
-            .unwrap()
-            .into_iter()
-            .collect();
+        let file = test_support::read_tensors(&path);
         let cfg = config(&meta["config"]);
         let vs = nn::VarStore::new(Device::Cpu);
         let model = VisionTransformer::new(&vs.root(), &cfg).unwrap();
