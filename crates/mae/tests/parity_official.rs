@@ -40,7 +40,15 @@ fn config(meta: &Value) -> MaeConfig {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    test_support::max_abs_diff(a, b)
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+fn read_tensors(path: &std::path::Path) -> std::collections::HashMap<String, Tensor> {
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 #[test]
@@ -52,7 +60,7 @@ fn parity_with_official_models_mae() {
     let mut worst = Vec::new();
     for (case, meta) in cases.as_object().unwrap() {
         let path = dir.path().join(format!("{case}.safetensors"));
-        let file = test_support::read_tensors(&path);
+        let file = read_tensors(&path);
         let cfg = config(meta);
         let vs = nn::VarStore::new(Device::Cpu);
         let model = MaskedAutoencoder::new(&vs.root(), &cfg).unwrap();
@@ -147,7 +155,7 @@ fn official_checkpoints_convert_and_load(dir: &std::path::Path, meta: &Value) {
         );
         out
     };
-    let file = test_support::read_tensors(&dir.join("norm_pix.safetensors"));
+    let file = read_tensors(&dir.join("norm_pix.safetensors"));
     let cfg = config(meta);
     let (imgs, noise) = (&file["__imgs__"], &file["__noise__"]);
 

@@ -1,4 +1,6 @@
-//! What the workspace's parity tests share. A parity test runs a reference script under the
+//! What the workspace's parity tests share. It has no libtorch dependency on purpose: as a
+//! dev-dependency of plain-Rust crates (det-core) too, a `tch` feature here would be unified
+//! into their test builds, which have no rpath to libtorch. A parity test runs a reference script under the
 //! reference python (`$CVLAB_PYTHON`, set by `cargo xtask test`, which installs torch, timm,
 //! torchvision and pycocotools there), lets it write its inputs and outputs into a temporary
 //! folder, and compares them with the Rust side.
@@ -62,22 +64,6 @@ pub fn read_json(path: &Path) -> Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
-}
-
-/// The tensors of a safetensors file the reference wrote, by name.
-#[cfg(feature = "tch")]
-pub fn read_tensors(path: &Path) -> std::collections::HashMap<String, tch::Tensor> {
-    tch::Tensor::read_safetensors(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-        .into_iter()
-        .collect()
-}
-
-/// `max |a - b|`, after checking that the shapes agree.
-#[cfg(feature = "tch")]
-pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
-    assert_eq!(a.size(), b.size(), "shapes differ");
-    (a - b).abs().max().double_value(&[])
 }
 
 #[cfg(test)]

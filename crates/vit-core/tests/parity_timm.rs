@@ -29,7 +29,15 @@ fn config(overrides: &Value) -> ViTConfig {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    test_support::max_abs_diff(a, b)
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+fn read_tensors(path: &std::path::Path) -> std::collections::HashMap<String, Tensor> {
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 #[test]
@@ -41,7 +49,7 @@ fn parity_with_timm_vit_tiny() {
     let mut worst = Vec::new();
     for (case, meta) in cases.as_object().unwrap() {
         let path = dir.path().join(format!("{case}.safetensors"));
-        let file = test_support::read_tensors(&path);
+        let file = read_tensors(&path);
         let cfg = config(&meta["config"]);
         let vs = nn::VarStore::new(Device::Cpu);
         let model = VisionTransformer::new(&vs.root(), &cfg).unwrap();
