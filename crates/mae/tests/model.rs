@@ -6,20 +6,10 @@ use std::collections::HashMap;
 use mae::{DecoderStatus, MaeConfig, MaeError, MaskKind, MaskedAutoencoder};
 use tch::{nn, Device, Kind, Tensor};
 
-/// Tests seed and draw from torch's process-wide generator: one at a time.
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
 
-/// 16x16 RGB in 4x4 patches (L = 16), encoder 2 x 32, decoder 1 x 16.
 fn tiny() -> MaeConfig {
-    let mut c = MaeConfig::mae_vit_mini_patch4_32();
-    c.encoder.img_size = (16, 16);
-    c.encoder.embed_dim = 32;
-    c.encoder.depth = 2;
-    c.encoder.num_heads = 2;
-    c.decoder_embed_dim = 16;
-    c.decoder_depth = 1;
-    c.decoder_num_heads = 2;
-    c
+    common::tiny(16, 3)
 }
 
 fn build(cfg: &MaeConfig) -> (nn::VarStore, MaskedAutoencoder) {
@@ -34,7 +24,7 @@ fn images(n: i64) -> Tensor {
 
 #[test]
 fn ids_restore_inverts_ids_shuffle_and_keep_is_exact() {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::rng_lock();
     tch::manual_seed(0);
     let x = Tensor::randn([5, 49, 8], (Kind::Float, Device::Cpu));
     for (ratio, keep) in [(0.75, 12), (0.5, 24), (0.9, 4), (0.25, 36)] {
@@ -73,7 +63,7 @@ fn ids_restore_inverts_ids_shuffle_and_keep_is_exact() {
 
 #[test]
 fn loss_ignores_visible_patches_and_sees_removed_ones() {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::rng_lock();
     for norm_pix in [false, true] {
         tch::manual_seed(1);
         let mut cfg = tiny();
@@ -135,7 +125,7 @@ fn loss_ignores_visible_patches_and_sees_removed_ones() {
 
 #[test]
 fn official_names_fixed_embeddings_and_init() {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::rng_lock();
     tch::manual_seed(2);
     let cfg = tiny();
     let (vs, _model) = build(&cfg);
@@ -182,7 +172,7 @@ fn official_names_fixed_embeddings_and_init() {
 
 #[test]
 fn encoder_with_mask_tokens_sees_every_patch() {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::rng_lock();
     tch::manual_seed(3);
     let mut cfg = tiny();
     cfg.encoder_mask_tokens = true;
@@ -202,7 +192,7 @@ fn encoder_with_mask_tokens_sees_every_patch() {
 
 #[test]
 fn bad_inputs_are_errors_naming_the_problem() {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::rng_lock();
     let cfg = tiny();
     let (_vs, model) = build(&cfg);
     let err = |e: MaeError| e.to_string();
@@ -258,7 +248,7 @@ fn save_filtered(vs: &nn::VarStore, path: &std::path::Path, keep: impl Fn(&str) 
 
 #[test]
 fn checkpoints_full_encoder_only_and_broken() {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::rng_lock();
     tch::manual_seed(4);
     let cfg = tiny();
     let (vs, model) = build(&cfg);
@@ -329,7 +319,7 @@ fn checkpoints_full_encoder_only_and_broken() {
 
 #[test]
 fn reconstruction_panels_paste_visible_patches_back() {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::rng_lock();
     tch::manual_seed(5);
     let mut cfg = tiny();
     cfg.norm_pix_loss = true;
@@ -358,7 +348,7 @@ fn reconstruction_panels_paste_visible_patches_back() {
 
 #[test]
 fn double_precision_forward_runs() {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::rng_lock();
     tch::manual_seed(6);
     let cfg = tiny();
     let mut vs = nn::VarStore::new(Device::Cpu);

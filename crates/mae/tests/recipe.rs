@@ -7,8 +7,10 @@ use std::path::Path;
 
 use image::{Rgb, RgbImage};
 use mae::recipe::{run_recipe, ImageNetRun, Recipe};
-use mae::{FinetuneConfig, MaeConfig, PretrainConfig};
+use mae::{FinetuneConfig, PretrainConfig};
 use tch::Device;
+
+mod common;
 
 /// `n` images per class under `dir/{horizontal,vertical}`: stripes of period 8 in two colours,
 /// sizes 40..61 x 36..57 so that both resizes and the aspect-keeping crop have work to do.
@@ -32,14 +34,8 @@ fn write_split(dir: &Path, n: u32) {
 }
 
 fn tiny_recipe() -> Recipe {
-    let mut model = MaeConfig::mae_vit_mini_patch4_32();
+    let mut model = common::tiny(32, 3);
     model.encoder.patch_size = 8;
-    model.encoder.embed_dim = 32;
-    model.encoder.depth = 2;
-    model.encoder.num_heads = 2;
-    model.decoder_embed_dim = 16;
-    model.decoder_depth = 1;
-    model.decoder_num_heads = 2;
     model.norm_pix_loss = true;
     Recipe {
         model,

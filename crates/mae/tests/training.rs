@@ -1,8 +1,6 @@
 //! The recipes on tiny models: exact resume of pre-training, the NaN guard, layer-wise lr decay
 //! for ViT-B and ViT-L, fine-tuning and probing that learn a separable toy problem.
 
-use std::sync::Mutex;
-
 use datasets::{Loader, LoaderConfig};
 use mae::{
     layer_id_for_vit, lrd_spec, param_groups_lrd, pretrain, FinetuneConfig, MaeConfig, MaeError,
@@ -10,20 +8,10 @@ use mae::{
 };
 use tch::{nn, Device, Kind, Tensor};
 
-/// Training seeds torch's process-wide generator per step: one test touching it at a time.
-static TRAINING: Mutex<()> = Mutex::new(());
+mod common;
 
 fn tiny() -> MaeConfig {
-    let mut c = MaeConfig::mae_vit_mini_patch4_32();
-    c.encoder.img_size = (16, 16);
-    c.encoder.in_chans = 1;
-    c.encoder.embed_dim = 32;
-    c.encoder.depth = 2;
-    c.encoder.num_heads = 2;
-    c.decoder_embed_dim = 16;
-    c.decoder_depth = 1;
-    c.decoder_num_heads = 2;
-    c
+    common::tiny(16, 1)
 }
 
 fn recipe() -> PretrainConfig {
@@ -87,7 +75,7 @@ fn train(dir: &std::path::Path, stop_after: Option<u64>) -> (nn::VarStore, mae::
 
 #[test]
 fn pretraining_resumes_exactly() {
-    let _lock = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = common::rng_lock();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (straight, full) = train(a.path(), None);
     assert_eq!(
@@ -112,7 +100,7 @@ fn pretraining_resumes_exactly() {
 
 #[test]
 fn nan_loss_stops_pretraining_with_a_typed_error() {
-    let _lock = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = common::rng_lock();
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = MaskedAutoencoder::new(&vs.root(), &tiny()).unwrap();
     let x = Tensor::full([16, 1, 16, 16], f64::NAN, (Kind::Float, Device::Cpu));
@@ -141,7 +129,7 @@ fn nan_loss_stops_pretraining_with_a_typed_error() {
 #[test]
 fn layer_decay_scales_follow_the_formula_for_b_and_l() {
     // Building a model draws from torch's generator, which a concurrent trainer reseeds.
-    let _lock = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = common::rng_lock();
     for (depth, decay) in [(12usize, 0.65f64), (24, 0.75)] {
         let n = depth + 1;
         assert_eq!(layer_id_for_vit("cls_token", n), 0);
@@ -186,7 +174,7 @@ fn layer_decay_scales_follow_the_formula_for_b_and_l() {
 
 #[test]
 fn finetuning_and_probing_learn_a_toy_problem() {
-    let _lock = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = common::rng_lock();
     let (x, y) = toy(256, 7);
     let (tx, ty) = toy(128, 8);
     let mae_cfg = tiny();
@@ -309,7 +297,7 @@ fn finetune_run(
 
 #[test]
 fn finetuning_resumes_exactly_mid_epoch() {
-    let _lock = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = common::rng_lock();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (straight, full) = finetune_run(a.path(), None);
     assert_eq!((full.epoch_loss.len(), full.accuracy.len()), (2, 2));
