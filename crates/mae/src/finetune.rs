@@ -9,9 +9,7 @@ use datasets::Loader;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tch::{nn, Device, Kind, Tensor};
-use train_kit::{
-    AdamW, AdamWConfig, Checkpoint, CheckpointMeta, GroupSpec, MetricsLog, ParamGroup, Schedule,
-};
+use train_kit::{AdamW, AdamWConfig, GroupSpec, ParamGroup};
 use vit_core::{GlobalPool, PosEmbedKind, ViTConfig, VisionTransformer};
 
 use crate::augment::{
@@ -21,7 +19,7 @@ use crate::augment::{
 use crate::config::MaeConfig;
 use crate::error::{finite, MaeError, Result};
 use crate::randaugment::{rand_augment, RandAugmentConfig};
-use crate::run::{scaled_lr, Progress, RunOptions};
+use crate::run::{optimizer_step, scaled_lr, warmup_cosine, Checkpoints, Progress, RunOptions};
 
 /// timm `VisionTransformer.no_weight_decay()`: the names spared besides 1-D tensors.
 pub const NO_WEIGHT_DECAY: [&str; 3] = ["pos_embed", "cls_token", "dist_token"];
@@ -305,12 +303,7 @@ pub fn finetune(
     let ipe = loader.batches_per_epoch() as u64;
     let total = cfg.epochs as u64 * ipe;
     let base_lr = scaled_lr(cfg.blr, cfg.lr, cfg.batch_size * cfg.accum_iter);
-    let schedule = Schedule::WarmupCosine {
-        base_lr,
-        min_lr: cfg.min_lr,
-        warmup_steps: (cfg.warmup_epochs * ipe as f64).round() as usize,
-        total_steps: total as usize,
-    };
+    let schedule = warmup_cosine(base_lr, cfg.min_lr, cfg.warmup_epochs, cfg.epochs, ipe);
     let groups = param_groups_lrd(vs, cfg.weight_decay, cfg.layer_decay, vcfg.depth as usize);
     let opt_cfg = AdamWConfig {
         lr: base_lr,
@@ -330,50 +323,38 @@ pub fn finetune(
     };
     // Resume: the checkpoint holds the weights, AdamW's state, the history and the running loss
     // of its epoch; it was written at an optimiser-step boundary, so the run goes on from there.
+    let checkpoints = Checkpoints {
+        run,
+        iters_per_epoch: ipe,
+        seed: cfg.seed,
+        config: serde_json::to_value(cfg).unwrap_or_default(),
+    };
     let mut start = 0u64;
     let mut sum = (0.0f64, 0u64);
-    if let Some(dir) = &run.dir {
-        if let Some(meta) = Checkpoint::load_latest(dir, vs, &mut opt)? {
-            start = meta.step;
-            let state: ResumeState = serde_json::from_value(meta.metrics).map_err(|e| {
-                MaeError::Config(format!(
-                    "checkpoint in {} is not a fine-tuning checkpoint: {e}",
-                    dir.display()
-                ))
-            })?;
-            report.epoch_loss = state.report.epoch_loss;
-            report.accuracy = state.report.accuracy;
-            sum = (state.epoch_loss_sum, state.epoch_loss_count);
-            report.resumed_at = (start > 0).then_some(start);
-        }
+    if let Some((step, metrics)) = checkpoints.resume(vs, &mut opt)? {
+        start = step;
+        let state: ResumeState = serde_json::from_value(metrics).map_err(|e| {
+            MaeError::Config(format!(
+                "checkpoint in {} is not a fine-tuning checkpoint: {e}",
+                run.dir
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("?"))
+                    .display()
+            ))
+        })?;
+        report.epoch_loss = state.report.epoch_loss;
+        report.accuracy = state.report.accuracy;
+        sum = (state.epoch_loss_sum, state.epoch_loss_count);
+        report.resumed_at = (start > 0).then_some(start);
     }
-    let log = match &run.dir {
-        Some(dir) => Some(MetricsLog::create(dir.join("metrics.jsonl"))?),
-        None => None,
-    };
-    let save = |opt: &AdamW,
-                vs: &nn::VarStore,
-                next: u64,
-                report: &FinetuneReport,
-                sum: (f64, u64)|
-     -> Result<()> {
-        if let Some(dir) = &run.dir {
-            let state = ResumeState {
-                report: report.clone(),
-                epoch_loss_sum: sum.0,
-                epoch_loss_count: sum.1,
-            };
-            let meta = CheckpointMeta {
-                step: next,
-                epoch: next / ipe,
-                seed: cfg.seed,
-                config: serde_json::to_value(cfg).unwrap_or_default(),
-                metrics: serde_json::to_value(&state).unwrap_or_default(),
-                ..Default::default()
-            };
-            Checkpoint::save(dir, vs, opt, &meta)?;
-        }
-        Ok(())
+    let log = run.metrics_log()?;
+    let state = |report: &FinetuneReport, sum: (f64, u64)| {
+        serde_json::to_value(ResumeState {
+            report: report.clone(),
+            epoch_loss_sum: sum.0,
+            epoch_loss_count: sum.1,
+        })
+        .unwrap_or_default()
     };
     let mut progress = Progress::new(run, total, start);
     let started = Instant::now();
@@ -386,7 +367,7 @@ pub fn finetune(
         }
         opt.zero_grad();
         for (i, batch) in (skip..).zip(loader.epoch_from(epoch, skip as usize)) {
-            if run.stop_after.is_some_and(|s| iters >= s) {
+            if run.stop_reached(iters) {
                 report.stopped_early = true;
                 break 'epochs;
             }
@@ -416,18 +397,11 @@ pub fn finetune(
             sum = (sum.0 + value, sum.1 + 1);
             iters += 1;
             if (i + 1) % accum == 0 {
-                match cfg.clip_grad {
-                    Some(max) => {
-                        opt.step_with_clip(max)?;
-                    }
-                    None => opt.step()?,
-                }
-                opt.zero_grad();
+                optimizer_step(&mut opt, cfg.clip_grad)?;
                 let steps = opt.step_count() as usize;
-                let periodic = cfg.checkpoint_every > 0 && steps % cfg.checkpoint_every == 0;
-                let stopping = run.stop_after.is_some_and(|s| iters >= s);
-                if (periodic || stopping) && i + 1 < ipe {
-                    save(&opt, vs, it + 1, &report, sum)?;
+                let stopping = run.stop_reached(iters);
+                if checkpoints.due_mid_epoch(steps, cfg.checkpoint_every, stopping, i) {
+                    checkpoints.save(vs, &opt, it + 1, state(&report, sum))?;
                 }
             }
             if let Some(log) = &log {
@@ -446,7 +420,7 @@ pub fn finetune(
                 log.log(&json!({"epoch": epoch, "test_accuracy": acc}))?;
             }
         }
-        save(&opt, vs, (epoch + 1) * ipe, &report, (0.0, 0))?;
+        checkpoints.save(vs, &opt, (epoch + 1) * ipe, state(&report, (0.0, 0)))?;
     }
     progress.finish();
     report.seconds = started.elapsed().as_secs_f64();

@@ -9,15 +9,13 @@ use datasets::Loader;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tch::{nn, Device, Tensor};
-use train_kit::{
-    AdamW, AdamWConfig, Checkpoint, CheckpointMeta, GroupSpec, MetricsLog, ParamGroup, Schedule,
-};
+use train_kit::{AdamW, AdamWConfig, GroupSpec, ParamGroup};
 
 use crate::augment::{normalize, random_resized_crop, CropConfig, IMAGENET_MEAN, IMAGENET_STD};
 use crate::config::MaeConfig;
 use crate::error::{finite, MaeError, Result};
 use crate::model::MaskedAutoencoder;
-use crate::run::{scaled_lr, Progress, RunOptions};
+use crate::run::{optimizer_step, scaled_lr, warmup_cosine, Checkpoints, Progress, RunOptions};
 
 /// The pre-training recipe. `Default` is the paper's (and `PRETRAIN.md`'s) ImageNet recipe:
 /// 800 epochs, 40 warmup, effective batch 4096 (256 x 16 accumulation), blr 1.5e-4.
@@ -177,12 +175,7 @@ pub fn pretrain(
     }
     let total = cfg.epochs as u64 * ipe;
     let base_lr = scaled_lr(cfg.blr, cfg.lr, cfg.effective_batch());
-    let schedule = Schedule::WarmupCosine {
-        base_lr,
-        min_lr: cfg.min_lr,
-        warmup_steps: (cfg.warmup_epochs * ipe as f64).round() as usize,
-        total_steps: total as usize,
-    };
+    let schedule = warmup_cosine(base_lr, cfg.min_lr, cfg.warmup_epochs, cfg.epochs, ipe);
     let groups = pretrain_param_groups(vs, cfg.weight_decay, cfg.decay_tokens);
     let opt_cfg = AdamWConfig {
         lr: base_lr,
@@ -196,35 +189,24 @@ pub fn pretrain(
     let bf16 = cfg.bf16 && device != Device::Cpu;
     let size = model.config().encoder.img_size;
 
+    let checkpoints = Checkpoints {
+        run,
+        iters_per_epoch: ipe,
+        seed: cfg.seed,
+        config: serde_json::to_value(cfg).unwrap_or_default(),
+    };
     let mut start = 0u64;
     let mut sums = (0.0f64, 0u64); // loss sum and count of the current epoch
-    if let Some(dir) = &run.dir {
-        if let Some(meta) = Checkpoint::load_latest(dir, vs, &mut opt)? {
-            start = meta.step;
-            sums = (
-                meta.metrics["epoch_loss_sum"].as_f64().unwrap_or(0.0),
-                meta.metrics["epoch_loss_count"].as_u64().unwrap_or(0),
-            );
-        }
+    if let Some((step, metrics)) = checkpoints.resume(vs, &mut opt)? {
+        start = step;
+        sums = (
+            metrics["epoch_loss_sum"].as_f64().unwrap_or(0.0),
+            metrics["epoch_loss_count"].as_u64().unwrap_or(0),
+        );
     }
-    let log = match &run.dir {
-        Some(dir) => Some(MetricsLog::create(dir.join("metrics.jsonl"))?),
-        None => None,
-    };
-    let save = |opt: &AdamW, vs: &nn::VarStore, next: u64, sums: (f64, u64)| -> Result<()> {
-        if let Some(dir) = &run.dir {
-            let meta = CheckpointMeta {
-                step: next,
-                epoch: next / ipe,
-                seed: cfg.seed,
-                config: serde_json::to_value(cfg).unwrap_or_default(),
-                metrics: json!({"epoch_loss_sum": sums.0, "epoch_loss_count": sums.1}),
-                ..Default::default()
-            };
-            Checkpoint::save(dir, vs, opt, &meta)?;
-        }
-        Ok(())
-    };
+    let sums_json =
+        |sums: (f64, u64)| json!({"epoch_loss_sum": sums.0, "epoch_loss_count": sums.1});
+    let log = run.metrics_log()?;
 
     let mut report = PretrainReport {
         epoch_loss: Vec::new(),
@@ -249,7 +231,7 @@ pub fn pretrain(
         // A resumed epoch starts at its next batch without decoding the ones before.
         for (i, batch) in (skip..).zip(loader.epoch_from(epoch, skip as usize)) {
             let it = epoch * ipe + i;
-            if run.stop_after.is_some_and(|s| report.iters >= s) {
+            if run.stop_reached(report.iters) {
                 report.stopped_early = true;
                 break 'epochs;
             }
@@ -265,19 +247,11 @@ pub fn pretrain(
             sums = (sums.0 + value, sums.1 + 1);
             report.iters += 1;
             if (i + 1) % accum == 0 {
-                match cfg.clip_grad {
-                    Some(max) => {
-                        opt.step_with_clip(max)?;
-                    }
-                    None => opt.step()?,
-                }
-                opt.zero_grad();
+                optimizer_step(&mut opt, cfg.clip_grad)?;
                 let steps = opt.step_count() as usize;
-                if cfg.checkpoint_every > 0 && steps % cfg.checkpoint_every == 0 {
-                    save(&opt, vs, it + 1, sums)?;
-                }
-                if run.stop_after.is_some_and(|s| report.iters >= s) {
-                    save(&opt, vs, it + 1, sums)?;
+                let stopping = run.stop_reached(report.iters);
+                if checkpoints.due_mid_epoch(steps, cfg.checkpoint_every, stopping, i) {
+                    checkpoints.save(vs, &opt, it + 1, sums_json(sums))?;
                 }
             }
             if let Some(log) = &log {
@@ -292,7 +266,7 @@ pub fn pretrain(
         if let Some(log) = &log {
             log.log(&json!({"epoch": epoch, "epoch_loss": mean}))?;
         }
-        save(&opt, vs, (epoch + 1) * ipe, (0.0, 0))?;
+        checkpoints.save(vs, &opt, (epoch + 1) * ipe, sums_json((0.0, 0)))?;
     }
     progress.finish();
     report.optimizer_steps = opt.step_count();

@@ -23,6 +23,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// `Reproduced` when the claim's tolerance holds, else `NotReproduced`.
+    pub fn from_ok(ok: bool) -> Verdict {
+        if ok {
+            Verdict::Reproduced
+        } else {
+            Verdict::NotReproduced
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Reproduced => "reproduced",

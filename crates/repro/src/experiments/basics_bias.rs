@@ -303,11 +303,7 @@ fn run_perceptron(ctx: &Ctx) -> Result<Outcome> {
             100.0 * max_origin_acc,
             thresholds.join(", ")
         ),
-        verdict: if reproduced {
-            Verdict::Reproduced
-        } else {
-            Verdict::NotReproduced
-        },
+        verdict: Verdict::from_ok(reproduced),
         plots: vec![plot.to_owned()],
         details: json!({ "sets": details, "max_epochs": max_epochs }),
     })
@@ -452,11 +448,7 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
             100.0 * acc_b,
             100.0 * acc_nb
         ),
-        verdict: if acc_b >= 0.88 {
-            Verdict::Reproduced
-        } else {
-            Verdict::NotReproduced
-        },
+        verdict: Verdict::from_ok(acc_b >= 0.88),
         plots: vec![plot.to_owned()],
         details: json!({
             "test_accuracy_with_bias": acc_b,

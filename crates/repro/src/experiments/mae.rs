@@ -79,14 +79,6 @@ pub fn claims() -> Vec<Claim> {
     ]
 }
 
-fn verdict(ok: bool) -> Verdict {
-    if ok {
-        Verdict::Reproduced
-    } else {
-        Verdict::NotReproduced
-    }
-}
-
 fn device_label(d: Device) -> String {
     match d {
         Device::Cpu => format!("CPU ({} threads)", tch::get_num_threads()),
@@ -188,7 +180,7 @@ fn run_speedup(ctx: &Ctx) -> Result<Outcome> {
             device_label(ctx.device),
             at75.3
         ),
-        verdict: verdict(ok),
+        verdict: Verdict::from_ok(ok),
         plots: vec![plot.into()],
         details: json!({
             "model": name, "config": cfg, "batch": batch, "timed_steps": iters,
@@ -572,7 +564,7 @@ fn run_fashion(ctx: &Ctx) -> Result<Outcome> {
             fm - fs,
             b.pretrain_epochs
         ),
-        verdict: verdict(ok),
+        verdict: Verdict::from_ok(ok),
         plots: vec![
             "probe.png".into(),
             "finetune.png".into(),
@@ -650,7 +642,7 @@ fn run_mask_ratio(ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome {
         value: best_ratio,
         value_text: format!("best ratio {best_ratio} ({})", list.join(", ")),
-        verdict: verdict(ok),
+        verdict: Verdict::from_ok(ok),
         plots: vec!["mask_ratio.png".into()],
         details: json!({
             "rows": rows.iter().map(|r| json!({"mask_ratio": r.0, "probe_accuracy": r.1,
@@ -712,7 +704,7 @@ fn run_full_imagenet(ctx: &Ctx, root: &Path) -> Result<Outcome> {
     Ok(Outcome {
         value: top1,
         value_text: format!("{top1:.2}% top-1 (paper 83.6)"),
-        verdict: verdict((top1 - 83.6).abs() <= 0.3),
+        verdict: Verdict::from_ok((top1 - 83.6).abs() <= 0.3),
         plots: vec!["finetune.png".into()],
         details: json!({"finetune": r.finetune, "pretrained": r.pretrained.display().to_string()}),
     })

@@ -206,11 +206,7 @@ fn run_table(ctx: &Ctx) -> Result<Outcome> {
             networks.len(),
             if autograd_ok { "yes" } else { "NO" }
         ),
-        verdict: if exact == checks.len() && !checks.is_empty() && autograd_ok {
-            Verdict::Reproduced
-        } else {
-            Verdict::NotReproduced
-        },
+        verdict: Verdict::from_ok(exact == checks.len() && !checks.is_empty() && autograd_ok),
         plots,
         details: json!({
             "rows": rows,
@@ -535,11 +531,7 @@ fn run_erf(ctx: &Ctx) -> Result<Outcome> {
             after.theoretical_size[0],
             100.0 * accuracy
         ),
-        verdict: if reproduced {
-            Verdict::Reproduced
-        } else {
-            Verdict::NotReproduced
-        },
+        verdict: Verdict::from_ok(reproduced),
         plots: vec![
             "erf_depth.png".to_owned(),
             "erf_growth.png".to_owned(),

@@ -134,7 +134,7 @@ fn run_params(ctx: &Ctx) -> Result<Outcome> {
             100.0 * worst_paper,
             param_count(&ViTConfig::large(16)) as f64 / 1e6
         ),
-        verdict: verdict(ok),
+        verdict: Verdict::from_ok(ok),
         plots: vec![],
         details: json!({
             "presets": rows,
@@ -173,7 +173,7 @@ fn run_macs(_ctx: &Ctx) -> Result<Outcome> {
             b16.without_attention() as f64 / 1e9,
             if exact { "equal" } else { "DIFFERS" }
         ),
-        verdict: verdict(exact && (g - 17.6).abs() <= 0.05),
+        verdict: Verdict::from_ok(exact && (g - 17.6).abs() <= 0.05),
         plots: vec![],
         details: json!({
             "count": "matmul MACs: patch projection, qkv, q k^T, attn v, proj, MLP, head; \
@@ -182,14 +182,6 @@ fn run_macs(_ctx: &Ctx) -> Result<Outcome> {
             "presets": rows,
         }),
     })
-}
-
-fn verdict(ok: bool) -> Verdict {
-    if ok {
-        Verdict::Reproduced
-    } else {
-        Verdict::NotReproduced
-    }
 }
 
 // ------------------------------------------------------------------ vit.mnist
@@ -381,7 +373,7 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
             device_name(ctx.device)
         ),
         // Smoke: 94 steps only; it must learn (twice chance), not reach the claim.
-        verdict: verdict(acc >= 0.98 || ctx.mode == Mode::Smoke && acc > 0.2),
+        verdict: Verdict::from_ok(acc >= 0.98 || ctx.mode == Mode::Smoke && acc > 0.2),
         plots: vec![plot.into()],
         details: json!({
             "per_epoch_test_accuracy": t.per_epoch,
@@ -553,7 +545,7 @@ fn run_tome(ctx: &Ctx) -> Result<Outcome> {
             ips_max / ips0,
             100.0 * (acc_max - acc0)
         ),
-        verdict: verdict(ok),
+        verdict: Verdict::from_ok(ok),
         plots: vec![plot.into()],
         details: json!({
             "model": source,
