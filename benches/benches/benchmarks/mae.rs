@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use benches::{bench_device, device_label, sync};
 use criterion::{BenchmarkId, Criterion};
-use mae::{MaeConfig, MaskKind, MaskedAutoencoder};
+use mae::{MaeConfig, MaskKind};
 use tch::{nn, Kind, Tensor};
 
 fn step_bench(c: &mut Criterion, name: &str, base: MaeConfig, batch: i64) {
@@ -16,17 +16,7 @@ fn step_bench(c: &mut Criterion, name: &str, base: MaeConfig, batch: i64) {
         let mut cfg = base.clone();
         cfg.encoder_mask_tokens = mask_tokens;
         tch::manual_seed(0);
-        let vs = nn::VarStore::new(device);
-        let model = MaskedAutoencoder::new(&vs.root(), &cfg).expect("preset builds");
-        let groups = mae::pretrain::pretrain_param_groups(&vs, 0.05, false);
-        let mut opt = train_kit::AdamW::new(&vs, groups, train_kit::AdamWConfig::mae_pretrain())
-            .expect("optimiser");
-        let e = &cfg.encoder;
-        let x = Tensor::randn(
-            [batch, e.in_chans, e.img_size.0, e.img_size.1],
-            (Kind::Float, device),
-        );
-        let bf16 = device != tch::Device::Cpu;
+        let mut step = mae::SyntheticStep::new(&cfg, device, batch, true).expect("preset builds");
         let design = if mask_tokens {
             "encoder_with_mask_tokens"
         } else {
@@ -37,11 +27,7 @@ fn step_bench(c: &mut Criterion, name: &str, base: MaeConfig, batch: i64) {
                 sync(device);
                 let t0 = Instant::now();
                 for _ in 0..iters {
-                    let out = train_kit::autocast_bf16(bf16, || model.forward_t(&x, true))
-                        .expect("forward");
-                    opt.zero_grad();
-                    out.loss.backward();
-                    opt.step().expect("step");
+                    step.run().expect("step");
                 }
                 sync(device);
                 t0.elapsed()

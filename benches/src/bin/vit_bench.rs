@@ -7,60 +7,23 @@
 //! forward + cross-entropy + backward + AdamW step (train-kit's flat AdamW). bf16 means CUDA
 //! autocast with bfloat16, as `torch.autocast("cuda", torch.bfloat16)`.
 
-use anyhow::{bail, Context, Result};
-use tch::{nn, Device, Kind, Tensor};
+use anyhow::{bail, Result};
+use tch::{nn, Kind, Tensor};
 use vit_core::{ViTConfig, VisionTransformer};
 
-struct Args {
-    model: String,
-    batch: i64,
-    mode: String,
-    device: Device,
-    bf16: bool,
-    iters: usize,
-    warmup: usize,
-    threads: Option<i32>,
-}
-
-fn parse() -> Result<Args> {
-    let mut a = Args {
-        model: "vit_small_patch16_224".into(),
-        batch: 8,
-        mode: "infer".into(),
-        device: Device::Cpu,
-        bf16: false,
-        iters: 20,
-        warmup: 3,
-        threads: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--model" => a.model = value()?,
-            "--batch" => a.batch = value()?.parse()?,
-            "--mode" => a.mode = value()?,
-            "--device" => a.device = benches::parse_device(&value()?)?,
-            "--dtype" => a.bf16 = benches::parse_bf16(&value()?)?,
-            "--iters" => a.iters = value()?.parse()?,
-            "--warmup" => a.warmup = value()?.parse()?,
-            "--threads" => a.threads = Some(value()?.parse()?),
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    if !["infer", "train"].contains(&a.mode.as_str()) {
-        bail!("--mode: expected infer or train, got {}", a.mode);
-    }
-    Ok(a)
-}
-
 fn main() -> Result<()> {
-    let a = parse()?;
-    if let Some(t) = a.threads {
-        tch::set_num_threads(t);
-    }
-    if a.device != Device::Cpu && !tch::Cuda::is_available() {
-        bail!("--device cuda but CUDA is not available to libtorch");
+    let mut mode = "infer".to_owned();
+    let a = benches::StepArgs::new("vit_small_patch16_224", 8).parse(|flag, value| {
+        Ok(match flag {
+            "--mode" => {
+                mode = value()?;
+                true
+            }
+            _ => false,
+        })
+    })?;
+    if !["infer", "train"].contains(&mode.as_str()) {
+        bail!("--mode: expected infer or train, got {mode}");
     }
     tch::manual_seed(0);
     let cfg = ViTConfig::by_name(&a.model)?;
@@ -69,7 +32,7 @@ fn main() -> Result<()> {
     let (h, w) = cfg.img_size;
     let x = Tensor::randn([a.batch, 3, h, w], (Kind::Float, a.device));
     let y = Tensor::randint(cfg.num_classes, [a.batch], (Kind::Int64, a.device));
-    let mut opt = if a.mode == "train" {
+    let mut opt = if mode == "train" {
         let groups = train_kit::ParamGroup::decay_no_decay(&vs, 0.05);
         Some(train_kit::AdamW::new(
             &vs,
@@ -103,7 +66,7 @@ fn main() -> Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "impl": "rust", "model": a.model, "batch": a.batch, "mode": a.mode,
+            "impl": "rust", "model": a.model, "batch": a.batch, "mode": mode,
             "device": format!("{:?}", a.device), "bf16": a.bf16,
             "threads": tch::get_num_threads(), "times_s": times, "median_s": median,
             "images_per_s": a.batch as f64 / median,

@@ -252,15 +252,14 @@ impl Loader {
         order
     }
 
-    /// The index chunks of `epoch`, one per batch.
-    fn chunks(&self, epoch: u64) -> Vec<Vec<usize>> {
-        let mut chunks: Vec<Vec<usize>> = self
-            .order(epoch)
+    /// The index chunks of `epoch` from batch `first` on, one per batch.
+    fn chunks_from(&self, epoch: u64, first: usize) -> Vec<Vec<usize>> {
+        self.order(epoch)
             .chunks(self.cfg.batch_size)
+            .take(self.batches_per_epoch())
+            .skip(first)
             .map(<[usize]>::to_vec)
-            .collect();
-        chunks.truncate(self.batches_per_epoch());
-        chunks
+            .collect()
     }
 
     /// The batches of `epoch`, in order; deterministic given `(seed, epoch)`.
@@ -271,8 +270,7 @@ impl Loader {
     /// The batches of `epoch` from batch `first` on (a run resumed mid-epoch): the same batches
     /// as `epoch(epoch).skip(first)`, without building the skipped ones.
     pub fn epoch_from(&self, epoch: u64, first: usize) -> Epoch {
-        let mut chunks = self.chunks(epoch);
-        chunks.drain(..first.min(chunks.len()));
+        let chunks = self.chunks_from(epoch, first);
         let remaining = chunks.len();
         if self.cfg.prefetch == 0 || remaining == 0 {
             return self.sync_epoch(chunks);
@@ -298,11 +296,7 @@ impl Loader {
                 remaining,
             },
             // No thread: build the same batches here.
-            Err(_) => {
-                let mut chunks = self.chunks(epoch);
-                chunks.drain(..first.min(chunks.len()));
-                self.sync_epoch(chunks)
-            }
+            Err(_) => self.sync_epoch(self.chunks_from(epoch, first)),
         }
     }
 

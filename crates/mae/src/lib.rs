@@ -41,7 +41,7 @@ pub use finetune::{
 pub use flops::{mask_token_flop_ratio, MaeMacs};
 pub use model::{EncoderOutput, MaeOutput, MaskedAutoencoder};
 pub use patches::{patchify, unpatchify};
-pub use pretrain::{pretrain, time_train_step, PretrainConfig, PretrainReport};
+pub use pretrain::{pretrain, time_train_step, PretrainConfig, PretrainReport, SyntheticStep};
 pub use probe::{
     extract_features, linear_probe, probe_checkpoint, ProbeConfig, ProbeData, ProbeReport,
 };

@@ -275,9 +275,70 @@ pub fn pretrain(
     Ok(report)
 }
 
-/// Median seconds of one pre-training step (masking, forward, loss, backward, AdamW on flat
-/// buffers) of a fresh `cfg` model on a random batch at `cfg.mask_ratio`, after two warm-up
-/// steps, the device synchronised around each step. bf16 autocast applies on CUDA only.
+/// One pre-training step of a fresh `cfg` model on a fixed random batch at `cfg.mask_ratio`:
+/// masking, forward, loss, backward, AdamW (0.9, 0.95) on flat buffers with weight decay 0.05
+/// on weights only. What `mae.speedup`, the criterion benches and `mae_bench` time. bf16
+/// autocast applies on CUDA only.
+pub struct SyntheticStep {
+    // Holds the variables `model` and `opt` refer to.
+    _vs: nn::VarStore,
+    model: MaskedAutoencoder,
+    opt: AdamW,
+    x: Tensor,
+    bf16: bool,
+}
+
+impl SyntheticStep {
+    pub fn new(cfg: &MaeConfig, device: Device, batch: i64, bf16: bool) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let model = MaskedAutoencoder::new(&vs.root(), cfg)?;
+        let groups = pretrain_param_groups(&vs, 0.05, false);
+        let opt = AdamW::new(&vs, groups, AdamWConfig::mae_pretrain())?;
+        let e = &cfg.encoder;
+        let x = Tensor::randn(
+            [batch, e.in_chans, e.img_size.0, e.img_size.1],
+            (tch::Kind::Float, device),
+        );
+        Ok(Self {
+            _vs: vs,
+            model,
+            opt,
+            x,
+            bf16: bf16 && device != Device::Cpu,
+        })
+    }
+
+    /// Whether the step runs under bf16 autocast.
+    pub fn bf16(&self) -> bool {
+        self.bf16
+    }
+
+    /// Masking, encoder, decoder and loss.
+    pub fn forward(&self) -> Result<crate::model::MaeOutput> {
+        train_kit::autocast_bf16(self.bf16, || self.model.forward_t(&self.x, true))
+    }
+
+    /// Zeroes the gradients and back-propagates `out.loss`.
+    pub fn backward(&mut self, out: &crate::model::MaeOutput) -> Result<()> {
+        self.opt.zero_grad();
+        Ok(out.loss.f_backward()?)
+    }
+
+    /// The AdamW update.
+    pub fn optimizer_step(&mut self) -> Result<()> {
+        Ok(self.opt.step()?)
+    }
+
+    /// The whole step.
+    pub fn run(&mut self) -> Result<()> {
+        let out = self.forward()?;
+        self.backward(&out)?;
+        self.optimizer_step()
+    }
+}
+
+/// Median seconds of a [`SyntheticStep`] after two warm-up steps, the device synchronised
+/// around each step.
 pub fn time_train_step(
     cfg: &MaeConfig,
     device: Device,
@@ -285,36 +346,20 @@ pub fn time_train_step(
     iters: usize,
     bf16: bool,
 ) -> Result<f64> {
-    let vs = nn::VarStore::new(device);
-    let model = MaskedAutoencoder::new(&vs.root(), cfg)?;
-    let groups = pretrain_param_groups(&vs, 0.05, false);
-    let mut opt = AdamW::new(&vs, groups, AdamWConfig::mae_pretrain())?;
-    let e = &cfg.encoder;
-    let x = Tensor::randn(
-        [batch, e.in_chans, e.img_size.0, e.img_size.1],
-        (tch::Kind::Float, device),
-    );
-    let bf16 = bf16 && device != Device::Cpu;
+    let mut step = SyntheticStep::new(cfg, device, batch, bf16)?;
     let sync = || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
         }
     };
-    let mut step = || -> Result<()> {
-        let out = train_kit::autocast_bf16(bf16, || model.forward_t(&x, true))?;
-        opt.zero_grad();
-        out.loss.f_backward()?;
-        opt.step()?;
-        Ok(())
-    };
     for _ in 0..2 {
-        step()?;
+        step.run()?;
     }
     sync();
     let mut times = Vec::with_capacity(iters.max(1));
     for _ in 0..iters.max(1) {
         let t0 = Instant::now();
-        step()?;
+        step.run()?;
         sync();
         times.push(t0.elapsed().as_secs_f64());
     }
