@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bench_common import make_sync, median, time_steps
+
 try:
     from timm.models.vision_transformer import Block as TimmBlock, PatchEmbed as TimmPatchEmbed
     import timm
@@ -159,10 +161,7 @@ def main():
     x = torch.randn(a.batch, c, img, img, device=dev)
     bf16 = a.dtype == "bf16" and a.device == "cuda"
 
-    def sync():
-        if a.device == "cuda":
-            torch.cuda.synchronize()
-
+    sync = make_sync(a.device)
     phases = {"forward": [], "backward": [], "optimizer": []}
 
     def step():
@@ -184,17 +183,9 @@ def main():
             for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2)):
                 phases[k].append(v)
 
-    for _ in range(a.warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(a.iters):
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    med = sorted(times)[len(times) // 2]
-    phases_s = {k: sorted(v)[len(v) // 2] for k, v in phases.items() if v}
+    times = time_steps(step, a.warmup, a.iters, sync)
+    med = median(times)
+    phases_s = {k: median(v) for k, v in phases.items() if v}
     reference = ("timm " + timm.__version__) if timm is not None else "plain PyTorch (timm's layout, no timm installed)"
     print(json.dumps({
         "impl": "pytorch" + ("-compile" if a.compile else ""), "reference": reference, "model": a.model,

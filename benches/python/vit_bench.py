@@ -10,11 +10,12 @@ torch.compile (the GPU issue asks for the distance to it). Prints one JSON line.
 """
 import argparse
 import json
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from bench_common import make_sync, median, time_steps
 
 try:
     import timm
@@ -117,20 +118,10 @@ def main():
             loss.backward()
             opt.step()
 
-    def sync():
-        if a.device == "cuda":
-            torch.cuda.synchronize()
+    sync = make_sync(a.device)
 
-    for _ in range(a.warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(a.iters):
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    med = sorted(times)[len(times) // 2]
+    times = time_steps(step, a.warmup, a.iters, sync)
+    med = median(times)
     print(json.dumps({
         "impl": "pytorch" + ("-compile" if a.compile else ""), "reference": reference, "model": a.model, "batch": a.batch,
         "mode": a.mode, "device": a.device, "bf16": bf16, "threads": torch.get_num_threads(),

@@ -166,6 +166,7 @@ pub fn cmd(out: &Path) -> Result<()> {
     let scripts = out.join("scripts");
     fs::create_dir_all(&scripts).with_context(|| format!("creating {}", scripts.display()))?;
     for rel in [
+        "benches/python/bench_common.py",
         "benches/python/vit_bench.py",
         "benches/gpu/vit_gpu.sh",
         "benches/python/mae_bench.py",
