@@ -77,6 +77,10 @@ pub enum TrainError {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 
+    /// The data source failed (a batch could not be read or decoded).
+    #[error(transparent)]
+    Data(#[from] datasets::DataError),
+
     /// Plot rendering failed.
     #[error("plot {path}: {reason}")]
     Plot { path: PathBuf, reason: String },

@@ -2,7 +2,7 @@
 //! gradient accumulation over micro-batches (MAE's `accum_iter`).
 
 use crate::error::{Result, TrainError};
-use crate::optim::{AdamW, PerParamAdamW};
+use crate::optim::{AdamW, Lars, Optimizer, PerParamAdamW, Sgd};
 use tch::{nn, Kind, Tensor};
 
 /// Anything whose parameters' `.grad` can be clipped.
@@ -36,6 +36,21 @@ impl GradSource for AdamW {
 }
 
 impl GradSource for PerParamAdamW {
+    fn grad_params(&self) -> Vec<Tensor> {
+        PerParamAdamW::params(self)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+}
+
+impl GradSource for Sgd {
+    fn grad_params(&self) -> Vec<Tensor> {
+        self.params().into_iter().map(|(_, t)| t).collect()
+    }
+}
+
+impl GradSource for Lars {
     fn grad_params(&self) -> Vec<Tensor> {
         self.params().into_iter().map(|(_, t)| t).collect()
     }
@@ -127,7 +142,11 @@ impl GradAccumulator {
 
     /// [`GradAccumulator::backward`], then on the `k`-th micro-step `opt.step()` and
     /// `opt.zero_grad()`. Returns whether the optimiser stepped.
-    pub fn backward_step(&mut self, loss: &Tensor, opt: &mut AdamW) -> Result<bool> {
+    pub fn backward_step<O: Optimizer + ?Sized>(
+        &mut self,
+        loss: &Tensor,
+        opt: &mut O,
+    ) -> Result<bool> {
         let due = self.backward(loss)?;
         if due {
             opt.step()?;

@@ -8,8 +8,13 @@
 //! - [`Checkpoint`]: one safetensors file (weights + optimiser state) plus `latest.json`,
 //!   written atomically; exact resume on CPU with the per-step seeding contract of
 //!   [`seed_step`].
+//! - [`Optimizer`]: the trait AdamW, [`PerParamAdamW`], [`Sgd`] (momentum, Nesterov) and
+//!   [`Lars`] implement, so loops, accumulation, clipping and checkpoints take any of them.
+//! - [`Trainer`]: the one training loop (schedule, accumulation, clipping, bf16, NaN guard,
+//!   metrics, progress, checkpoints with exact mid-epoch resume, evaluation per epoch) over
+//!   any [`DataSource`]; the model part is one closure, batch in, loss out.
 //! - [`check_finite`], [`clip_grad_norm`], [`GradAccumulator`], [`autocast_bf16`],
-//!   [`MetricsLog`], [`progress_bar`], [`line_plot`].
+//!   [`MetricsLog`], [`Progress`], [`line_plot`], [`training_curves_png`].
 
 pub mod amp;
 pub mod checkpoint;
@@ -21,6 +26,7 @@ pub mod optim;
 pub mod plot;
 pub mod progress;
 pub mod schedule;
+pub mod trainer;
 
 pub use amp::autocast_bf16;
 pub use checkpoint::{seed_step, Checkpoint, CheckpointMeta};
@@ -28,7 +34,14 @@ pub use error::{Result, TrainError};
 pub use grad::{clip_grad_norm, try_clip_grad_norm, GradAccumulator, GradSource};
 pub use guard::check_finite;
 pub use metrics::MetricsLog;
-pub use optim::{AdamW, AdamWConfig, GroupSpec, ParamGroup, PerParamAdamW};
-pub use plot::{line_plot, loss_curve_png, register_fonts, Series};
-pub use progress::{plain_progress_line, progress_bar};
-pub use schedule::Schedule;
+pub use optim::{
+    AdamW, AdamWConfig, GroupSpec, Lars, LarsConfig, Optimizer, ParamGroup, PerParamAdamW, Sgd,
+    SgdConfig,
+};
+pub use plot::{line_plot, loss_curve_png, register_fonts, training_curves_png, Series};
+pub use progress::{plain_progress_line, progress_bar, Progress};
+pub use schedule::{scaled_lr, Schedule};
+pub use trainer::{
+    no_eval, DataSource, EpochRecord, EvalMetrics, RunOptions, Seeding, StepInfo, StepOutput,
+    TrainReport, Trainer, TrainerConfig,
+};

@@ -84,6 +84,23 @@ pub fn line_plot(
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
+    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    draw_panel(&root, title, x_label, y_label, series).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// One chart with its lines and legend on `area`.
+fn draw_panel(
+    area: &Area<'_>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let clean: Vec<Vec<(f64, f64)>> = series
         .iter()
         .map(|s| {
@@ -96,28 +113,22 @@ pub fn line_plot(
         .collect();
     let (x0, x1) = range(clean.iter().flatten().map(|p| p.0));
     let (y0, y1) = range(clean.iter().flatten().map(|p| p.1));
-
-    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| err(&e))?;
+        .build_cartesian_2d(x0..x1, y0..y1)?;
     chart
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
         .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| err(&e))?;
+        .draw()?;
     for (i, (s, pts)) in series.iter().zip(clean).enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(|e| err(&e))?
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
             .label(s.name.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
@@ -130,9 +141,72 @@ pub fn line_plot(
             .border_style(BLACK)
             .label_font(("sans-serif", 14))
             .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| err(&e))?;
+            .draw()?;
     }
+    Ok(())
+}
+
+/// The curves of one training run, read from the [`crate::Trainer`]'s `metrics.jsonl`
+/// (several logs side by side: one line each, named by `runs[i].0`): three panels in one
+/// 1800x560 PNG — the micro-batch loss against the iteration, the learning rate against the
+/// iteration, and every evaluation metric (numeric keys of the epoch lines other than
+/// `epoch` / `epoch_loss`; the epoch loss when there is none) against the epochs done.
+pub fn training_curves_png(runs: &[(&str, &Path)], png_path: &Path, title: &str) -> Result<()> {
+    register_fonts();
+    let (mut loss, mut lr, mut evals) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, path) in runs {
+        let rows = MetricsLog::read(path)?;
+        let per_iter = |key: &str| -> Vec<(f64, f64)> {
+            rows.iter()
+                .filter_map(|r| Some((r.get("iter")?.as_f64()?, r.get(key)?.as_f64()?)))
+                .collect()
+        };
+        let prefix = |s: &str| {
+            if runs.len() > 1 {
+                format!("{name}: {s}")
+            } else {
+                s.to_owned()
+            }
+        };
+        loss.push(Series::new(prefix("loss"), per_iter("loss")));
+        lr.push(Series::new(prefix("lr"), per_iter("lr")));
+        let epoch_rows: Vec<&serde_json::Map<String, serde_json::Value>> = rows
+            .iter()
+            .filter_map(|r| r.as_object())
+            .filter(|o| o.contains_key("epoch_loss"))
+            .collect();
+        let mut keys: Vec<String> = Vec::new();
+        for o in &epoch_rows {
+            for (k, v) in o.iter() {
+                if k != "epoch" && k != "epoch_loss" && v.is_number() && !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        if keys.is_empty() {
+            keys.push("epoch_loss".into());
+        }
+        for key in keys {
+            let pts = epoch_rows
+                .iter()
+                .filter_map(|o| Some((o.get("epoch")?.as_f64()? + 1.0, o.get(&key)?.as_f64()?)))
+                .collect();
+            evals.push(Series::new(prefix(&key), pts));
+        }
+    }
+    let err = |e: &dyn std::fmt::Display| TrainError::Plot {
+        path: png_path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let root = BitMapBackend::new(png_path, (1800, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 26))
+        .map_err(|e| err(&e))?;
+    let panels = root.split_evenly((1, 3));
+    draw_panel(&panels[0], "loss", "iteration", "loss", &loss).map_err(|e| err(&e))?;
+    draw_panel(&panels[1], "learning rate", "iteration", "lr", &lr).map_err(|e| err(&e))?;
+    draw_panel(&panels[2], "per epoch", "epochs done", "value", &evals).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

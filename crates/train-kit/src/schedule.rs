@@ -30,7 +30,31 @@ pub enum Schedule {
     Constant { lr: f64 },
 }
 
+/// The linear scaling rule `lr = blr * effective_batch / 256` (Goyal et al. 2017, as MAE's
+/// `main_*.py`), unless an absolute `lr` is given.
+pub fn scaled_lr(blr: f64, lr: Option<f64>, effective_batch: usize) -> f64 {
+    lr.unwrap_or(blr * effective_batch as f64 / 256.0)
+}
+
 impl Schedule {
+    /// [`Schedule::WarmupCosine`] in epochs, per micro-iteration as `engine_pretrain.py` /
+    /// `engine_finetune.py` set it: `warmup_epochs` (fractional allowed) of linear warmup,
+    /// then a half-cycle cosine to `min_lr` at the end of `epochs`.
+    pub fn warmup_cosine_epochs(
+        base_lr: f64,
+        min_lr: f64,
+        warmup_epochs: f64,
+        epochs: usize,
+        iters_per_epoch: u64,
+    ) -> Schedule {
+        Schedule::WarmupCosine {
+            base_lr,
+            min_lr,
+            warmup_steps: (warmup_epochs * iters_per_epoch as f64).round() as usize,
+            total_steps: epochs * iters_per_epoch as usize,
+        }
+    }
+
     /// The learning rate for optimiser step `step` (0-based).
     pub fn lr_at(&self, step: usize) -> f64 {
         match *self {

@@ -1,9 +1,9 @@
-//! Checkpoints: model weights and [`AdamW`] state in ONE safetensors file plus a JSON index,
+//! Checkpoints: model weights and [`Optimizer`] state in ONE safetensors file plus a JSON index,
 //! written so that a crash at any point leaves the previous checkpoint loadable.
 //!
 //! Layout of a checkpoint folder:
 //! - `ckpt-<step:08>.safetensors`: tensors `model/<var name>` (every VarStore variable) and
-//!   `optim/<name>` ([`AdamW::state_tensors`]);
+//!   `optim/<name>` ([`Optimizer::state_tensors`]);
 //! - `latest.json`: `{format, file, bytes, sha256, meta}` naming that file, its size and hash,
 //!   and the [`CheckpointMeta`].
 //!
@@ -25,7 +25,7 @@
 mod atomic;
 
 use crate::error::{Result, TrainError};
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -109,7 +109,12 @@ fn to_cpu(t: &Tensor) -> Result<Tensor> {
 impl Checkpoint {
     /// Writes `vs`'s variables and `opt`'s state as `ckpt-<step>.safetensors`, then
     /// `latest.json`, then deletes older checkpoint files. `dir` is created if missing.
-    pub fn save(dir: &Path, vs: &nn::VarStore, opt: &AdamW, meta: &CheckpointMeta) -> Result<()> {
+    pub fn save<O: Optimizer + ?Sized>(
+        dir: &Path,
+        vs: &nn::VarStore,
+        opt: &O,
+        meta: &CheckpointMeta,
+    ) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -166,10 +171,10 @@ impl Checkpoint {
     /// there is no `latest.json` (nothing saved yet, or the first save was interrupted).
     /// Everything is checked (file size and hash, every tensor's presence and shape, no
     /// unexpected tensors) before the model is changed.
-    pub fn load_latest(
+    pub fn load_latest<O: Optimizer + ?Sized>(
         dir: &Path,
         vs: &mut nn::VarStore,
-        opt: &mut AdamW,
+        opt: &mut O,
     ) -> Result<Option<CheckpointMeta>> {
         let Some(index) = read_index(dir)? else {
             return Ok(None);

@@ -22,7 +22,7 @@
 //! is otherwise treated like torch: its value and moments are left untouched.
 
 use super::bucket::Bucket;
-use super::{resolve_groups, AdamWConfig, GradHolder, Hyper, Named, ParamGroup};
+use super::{resolve_groups, AdamWConfig, GradHolder, Hyper, Named, Optimizer, ParamGroup};
 use crate::error::{Result, TrainError};
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
@@ -42,7 +42,10 @@ impl AdamW {
     /// optimiser. Variables that do not require grad are skipped; variables in no group are
     /// not optimised. Values, names and `vs.save`/`vs.load` are unchanged.
     pub fn new(vs: &nn::VarStore, groups: Vec<ParamGroup>, cfg: AdamWConfig) -> Result<Self> {
-        let resolved = resolve_groups(vs, &groups, &cfg)?;
+        let resolved = {
+            cfg.validate()?;
+            resolve_groups(vs, &groups)?
+        };
         let mut buckets = Vec::new();
         for (spec, params) in resolved {
             let mut parts: Vec<((Kind, Device), Named)> = Vec::new();
@@ -288,5 +291,44 @@ impl AdamW {
         }
         self.step = step;
         Ok(())
+    }
+}
+
+impl Optimizer for AdamW {
+    fn step(&mut self) -> Result<()> {
+        AdamW::step(self)
+    }
+
+    /// Clips the optimiser's gathered copy of the gradients (see [`AdamW::step_with_clip`]).
+    fn step_with_clip(&mut self, max_norm: f64) -> Result<f64> {
+        AdamW::step_with_clip(self, max_norm)
+    }
+
+    fn zero_grad(&mut self) {
+        AdamW::zero_grad(self)
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        AdamW::set_lr(self, lr)
+    }
+
+    fn lr(&self) -> f64 {
+        AdamW::lr(self)
+    }
+
+    fn step_count(&self) -> i64 {
+        AdamW::step_count(self)
+    }
+
+    fn params(&self) -> Vec<(String, Tensor)> {
+        AdamW::params(self)
+    }
+
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        AdamW::state_tensors(self)
+    }
+
+    fn load_state_tensors(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        AdamW::load_state_tensors(self, state)
     }
 }

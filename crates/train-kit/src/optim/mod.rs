@@ -19,10 +19,17 @@
 
 mod bucket;
 mod flat;
+mod lars;
 mod per_param;
+mod sgd;
+mod state;
+mod traits;
 
 pub use flat::AdamW;
+pub use lars::{Lars, LarsConfig};
 pub use per_param::PerParamAdamW;
+pub use sgd::{Sgd, SgdConfig};
+pub use traits::Optimizer;
 
 use crate::error::{Result, TrainError};
 use serde::{Deserialize, Serialize};
@@ -189,9 +196,7 @@ pub(crate) fn sorted_trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 pub(crate) fn resolve_groups(
     vs: &nn::VarStore,
     groups: &[ParamGroup],
-    cfg: &AdamWConfig,
 ) -> Result<Vec<(GroupSpec, Named)>> {
-    cfg.validate()?;
     let vars = vs.variables();
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(groups.len());
