@@ -9,7 +9,10 @@
 //! - Pascal VOC annotation XML (VOC devkit).
 //! - The deepforest CSV layout `image_path,xmin,ymin,xmax,ymax,label` (weecology/DeepForest).
 //!
-//! Feature `tch` (off by default) adds tensor versions of the IoU family and NMS ([`tensor`]).
+//! Feature `tch` (off by default) adds tensor versions of the IoU family and NMS ([`tensor`])
+//! and the detection data path the model crates share ([`data`]: COCO / VOC / deepforest /
+//! MNIST-det sources, padded batches, box-aware augmentation on tensors with inverse maps, the
+//! evaluation helper and the GT | prediction grid).
 //!
 //! The COCO evaluator reproduces pycocotools' arithmetic step by step, so the 12 summary
 //! numbers are equal to pycocotools' (checked to 1e-12 by `tests/parity_pycocotools.rs`).
@@ -17,6 +20,8 @@
 pub mod boxes;
 pub mod coco;
 pub mod csv;
+#[cfg(feature = "tch")]
+pub mod data;
 pub mod deepforest;
 pub mod draw;
 mod error;
