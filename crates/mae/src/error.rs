@@ -49,6 +49,16 @@ impl MaeError {
             got,
         }
     }
+
+    /// Names the phase in the trainer's NaN guard error ([`MaeError::NonFinite`]).
+    pub(crate) fn in_phase(self, phase: &'static str) -> Self {
+        match self {
+            MaeError::Train(train_kit::TrainError::NonFinite { step, value }) => {
+                MaeError::NonFinite { phase, step, value }
+            }
+            e => e,
+        }
+    }
 }
 
 /// Turns train-kit's NaN guard into [`MaeError::NonFinite`] naming the phase.

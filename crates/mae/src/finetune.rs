@@ -3,13 +3,13 @@
 //! drop path, timm's RandAugment, mixup / CutMix with label smoothing, random erasing, global
 //! average pooling with `fc_norm`, AdamW, warmup + cosine per iteration, bf16 autocast on CUDA.
 
-use std::time::Instant;
-
 use datasets::Loader;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tch::{nn, Device, Kind, Tensor};
-use train_kit::{AdamW, AdamWConfig, GroupSpec, ParamGroup};
+use train_kit::{
+    scaled_lr, AdamW, AdamWConfig, EvalMetrics, GroupSpec, ParamGroup, RunOptions, Schedule,
+    Seeding, StepInfo, Trainer, TrainerConfig,
+};
 use vit_core::{GlobalPool, PosEmbedKind, ViTConfig, VisionTransformer};
 
 use crate::augment::{
@@ -17,9 +17,8 @@ use crate::augment::{
     CropConfig, MixupConfig, IMAGENET_MEAN, IMAGENET_STD,
 };
 use crate::config::MaeConfig;
-use crate::error::{finite, MaeError, Result};
+use crate::error::{MaeError, Result};
 use crate::randaugment::{rand_augment, RandAugmentConfig};
-use crate::run::{optimizer_step, scaled_lr, warmup_cosine, Checkpoints, Progress, RunOptions};
 
 /// timm `VisionTransformer.no_weight_decay()`: the names spared besides 1-D tensors.
 pub const NO_WEIGHT_DECAY: [&str; 3] = ["pos_embed", "cls_token", "dist_token"];
@@ -268,19 +267,11 @@ pub struct FinetuneReport {
     pub stopped_early: bool,
 }
 
-/// What a fine-tuning checkpoint carries besides weights and AdamW: the history so far and the
-/// running loss of the current epoch.
-#[derive(Serialize, Deserialize)]
-struct ResumeState {
-    report: FinetuneReport,
-    epoch_loss_sum: f64,
-    epoch_loss_count: u64,
-}
-
-/// Fine-tunes `vit` (built in `vs`, weights already loaded) on `loader`, evaluating on `eval`.
-/// With `run.dir`, a checkpoint is written after each epoch (and every `checkpoint_every`
-/// optimiser steps, and when `run.stop_after` stops the run) and an existing one is resumed; with
-/// the per-step seeding, a resumed run gives the same weights as an uninterrupted one.
+/// Fine-tunes `vit` (built in `vs`, weights already loaded) on `loader`, evaluating on `eval`,
+/// on train-kit's [`Trainer`]. With `run.dir`, a checkpoint is written after each epoch (and
+/// every `checkpoint_every` optimiser steps, and when `run.stop_after` stops the run) and an
+/// existing one is resumed; with the per-step seeding, a resumed run gives the same weights as
+/// an uninterrupted one.
 pub fn finetune(
     vit: &VisionTransformer,
     vs: &mut nn::VarStore,
@@ -301,9 +292,7 @@ pub fn finetune(
         )));
     }
     let ipe = loader.batches_per_epoch() as u64;
-    let total = cfg.epochs as u64 * ipe;
     let base_lr = scaled_lr(cfg.blr, cfg.lr, cfg.batch_size * cfg.accum_iter);
-    let schedule = warmup_cosine(base_lr, cfg.min_lr, cfg.warmup_epochs, cfg.epochs, ipe);
     let groups = param_groups_lrd(vs, cfg.weight_decay, cfg.layer_decay, vcfg.depth as usize);
     let opt_cfg = AdamWConfig {
         lr: base_lr,
@@ -312,117 +301,58 @@ pub fn finetune(
     };
     let mut opt = AdamW::new(vs, groups, opt_cfg)?;
     let device = vs.device();
-    let bf16 = cfg.bf16 && device != Device::Cpu;
-    let mut report = FinetuneReport {
-        epoch_loss: Vec::new(),
-        accuracy: Vec::new(),
-        base_lr,
-        seconds: 0.0,
-        resumed_at: None,
-        stopped_early: false,
+    let trainer_cfg = TrainerConfig {
+        epochs: cfg.epochs,
+        schedule: Schedule::warmup_cosine_epochs(
+            base_lr,
+            cfg.min_lr,
+            cfg.warmup_epochs,
+            cfg.epochs,
+            ipe,
+        ),
+        accum_iter: cfg.accum_iter,
+        clip_grad: cfg.clip_grad,
+        bf16: cfg.bf16,
+        seeding: Seeding::PerStep(cfg.seed),
+        checkpoint_every: cfg.checkpoint_every,
+        log_every: 20,
+        eval_every: cfg.eval_every,
+        recipe: serde_json::to_value(cfg).unwrap_or_default(),
     };
-    // Resume: the checkpoint holds the weights, AdamW's state, the history and the running loss
-    // of its epoch; it was written at an optimiser-step boundary, so the run goes on from there.
-    let checkpoints = Checkpoints {
-        run,
-        iters_per_epoch: ipe,
-        seed: cfg.seed,
-        config: serde_json::to_value(cfg).unwrap_or_default(),
-    };
-    let mut start = 0u64;
-    let mut sum = (0.0f64, 0u64);
-    if let Some((step, metrics)) = checkpoints.resume(vs, &mut opt)? {
-        start = step;
-        let state: ResumeState = serde_json::from_value(metrics).map_err(|e| {
-            MaeError::Config(format!(
-                "checkpoint in {} is not a fine-tuning checkpoint: {e}",
-                run.dir
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("?"))
-                    .display()
+    let step = |batch: datasets::Batch, info: &StepInfo| -> Result<Tensor> {
+        let x = random_resized_crop(&batch.images.to_device(device), vcfg.img_size, &cfg.crop)?;
+        let x = match &cfg.rand_augment {
+            Some(ra) => rand_augment(&x, ra)?,
+            None => x,
+        };
+        let x = normalize(&x, &cfg.mean, &cfg.std)?;
+        let y = batch.labels.to_device(device);
+        let (x, targets, _) = mixup_cutmix(&x, &y, vcfg.num_classes, &cfg.mixup)?;
+        let x = random_erasing(&x, cfg.reprob)?;
+        info.autocast(|| -> Result<Tensor> {
+            Ok(soft_target_cross_entropy(
+                &vit.forward_t(&x, true)?,
+                &targets,
             ))
-        })?;
-        report.epoch_loss = state.report.epoch_loss;
-        report.accuracy = state.report.accuracy;
-        sum = (state.epoch_loss_sum, state.epoch_loss_count);
-        report.resumed_at = (start > 0).then_some(start);
-    }
-    let log = run.metrics_log()?;
-    let state = |report: &FinetuneReport, sum: (f64, u64)| {
-        serde_json::to_value(ResumeState {
-            report: report.clone(),
-            epoch_loss_sum: sum.0,
-            epoch_loss_count: sum.1,
         })
-        .unwrap_or_default()
     };
-    let mut progress = Progress::new(run, total, start);
-    let started = Instant::now();
-    let accum = cfg.accum_iter as u64;
-    let mut iters = 0u64;
-    'epochs: for epoch in start / ipe..cfg.epochs as u64 {
-        let skip = if epoch == start / ipe { start % ipe } else { 0 };
-        if skip == 0 {
-            sum = (0.0, 0);
-        }
-        opt.zero_grad();
-        for (i, batch) in (skip..).zip(loader.epoch_from(epoch, skip as usize)) {
-            if run.stop_reached(iters) {
-                report.stopped_early = true;
-                break 'epochs;
-            }
-            let batch = batch?;
-            let it = epoch * ipe + i;
-            train_kit::seed_step(cfg.seed, it);
-            if i % accum == 0 {
-                opt.set_lr(schedule.lr_at(it as usize));
-            }
-            let x = random_resized_crop(&batch.images.to_device(device), vcfg.img_size, &cfg.crop)?;
-            let x = match &cfg.rand_augment {
-                Some(ra) => rand_augment(&x, ra)?,
-                None => x,
-            };
-            let x = normalize(&x, &cfg.mean, &cfg.std)?;
-            let y = batch.labels.to_device(device);
-            let (x, targets, _) = mixup_cutmix(&x, &y, vcfg.num_classes, &cfg.mixup)?;
-            let x = random_erasing(&x, cfg.reprob)?;
-            let loss = train_kit::autocast_bf16(bf16, || -> Result<Tensor> {
-                Ok(soft_target_cross_entropy(
-                    &vit.forward_t(&x, true)?,
-                    &targets,
-                ))
-            })?;
-            let value = finite(&loss, it, "fine-tuning")?;
-            (&loss / cfg.accum_iter as f64).f_backward()?;
-            sum = (sum.0 + value, sum.1 + 1);
-            iters += 1;
-            if (i + 1) % accum == 0 {
-                optimizer_step(&mut opt, cfg.clip_grad)?;
-                let steps = opt.step_count() as usize;
-                let stopping = run.stop_reached(iters);
-                if checkpoints.due_mid_epoch(steps, cfg.checkpoint_every, stopping, i) {
-                    checkpoints.save(vs, &opt, it + 1, state(&report, sum))?;
-                }
-            }
-            if let Some(log) = &log {
-                if it % 20 == 0 {
-                    log.log(&json!({"iter": it, "epoch": epoch, "loss": value, "lr": opt.lr()}))?;
-                }
-            }
-            progress.update(it + 1, || format!("loss {value:.3}"));
-        }
-        report.epoch_loss.push(sum.0 / sum.1.max(1) as f64);
-        let last = epoch + 1 == cfg.epochs as u64;
-        if last || (cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every as u64 == 0) {
-            let acc = evaluate(vit, eval, &cfg.mean, &cfg.std, 500, device)?;
-            report.accuracy.push((epoch as usize + 1, acc));
-            if let Some(log) = &log {
-                log.log(&json!({"epoch": epoch, "test_accuracy": acc}))?;
-            }
-        }
-        checkpoints.save(vs, &opt, (epoch + 1) * ipe, state(&report, (0.0, 0)))?;
-    }
-    progress.finish();
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    let evaluate_epoch = |_epoch: u64| -> Result<EvalMetrics> {
+        let acc = evaluate(vit, eval, &cfg.mean, &cfg.std, 500, device)?;
+        Ok(vec![("test_accuracy".to_owned(), acc)])
+    };
+    let r = Trainer::new(&trainer_cfg, run)?
+        .fit(vs, &mut opt, loader, step, evaluate_epoch)
+        .map_err(|e| e.in_phase("fine-tuning"))?;
+    Ok(FinetuneReport {
+        epoch_loss: r.epoch_loss(),
+        accuracy: r
+            .eval_series("test_accuracy")
+            .into_iter()
+            .map(|(e, a)| (e as usize, a))
+            .collect(),
+        base_lr,
+        seconds: r.seconds,
+        resumed_at: r.resumed_at,
+        stopped_early: r.stopped_early,
+    })
 }

@@ -28,7 +28,6 @@ pub mod pretrain;
 pub mod probe;
 pub mod randaugment;
 pub mod recipe;
-mod run;
 mod visualize;
 mod weights;
 
@@ -46,7 +45,8 @@ pub use probe::{
     extract_features, linear_probe, probe_checkpoint, ProbeConfig, ProbeData, ProbeReport,
 };
 pub use randaugment::{rand_augment, RandAugmentConfig};
-pub use run::{scaled_lr, RunOptions};
+/// The run options and the lr scaling rule are train-kit's; re-exported for the recipes here.
+pub use train_kit::{scaled_lr, RunOptions};
 pub use visualize::{reconstruct, save_grid, Reconstruction};
 pub use weights::{
     is_decoder_name, load_encoder_into, safetensors_names, DecoderStatus, MaeLoadReport,

@@ -7,15 +7,16 @@ use std::time::Instant;
 
 use datasets::Loader;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tch::{nn, Device, Tensor};
-use train_kit::{AdamW, AdamWConfig, GroupSpec, ParamGroup};
+use train_kit::{
+    no_eval, scaled_lr, AdamW, AdamWConfig, GroupSpec, ParamGroup, RunOptions, Schedule, Seeding,
+    StepInfo, Trainer, TrainerConfig,
+};
 
 use crate::augment::{normalize, random_resized_crop, CropConfig, IMAGENET_MEAN, IMAGENET_STD};
 use crate::config::MaeConfig;
-use crate::error::{finite, MaeError, Result};
+use crate::error::{MaeError, Result};
 use crate::model::MaskedAutoencoder;
-use crate::run::{optimizer_step, scaled_lr, warmup_cosine, Checkpoints, Progress, RunOptions};
 
 /// The pre-training recipe. `Default` is the paper's (and `PRETRAIN.md`'s) ImageNet recipe:
 /// 800 epochs, 40 warmup, effective batch 4096 (256 x 16 accumulation), blr 1.5e-4.
@@ -152,8 +153,9 @@ pub fn pretrain_view(images: &Tensor, size: (i64, i64), cfg: &PretrainConfig) ->
 }
 
 /// Pre-trains `model` (built in `vs`) on the images of `loader` (labels unused) as the
-/// official recipe does. With `run.dir`, checkpoints go there and an existing one is resumed;
-/// with the per-step seeding, a resumed run gives the same weights as an uninterrupted one.
+/// official recipe does, on train-kit's [`Trainer`]. With `run.dir`, checkpoints go there and
+/// an existing one is resumed; with the per-step seeding, a resumed run gives the same weights
+/// as an uninterrupted one.
 pub fn pretrain(
     model: &MaskedAutoencoder,
     vs: &mut nn::VarStore,
@@ -173,9 +175,7 @@ pub fn pretrain(
     if ipe == 0 {
         return Err(MaeError::Config("the loader yields no batch".into()));
     }
-    let total = cfg.epochs as u64 * ipe;
     let base_lr = scaled_lr(cfg.blr, cfg.lr, cfg.effective_batch());
-    let schedule = warmup_cosine(base_lr, cfg.min_lr, cfg.warmup_epochs, cfg.epochs, ipe);
     let groups = pretrain_param_groups(vs, cfg.weight_decay, cfg.decay_tokens);
     let opt_cfg = AdamWConfig {
         lr: base_lr,
@@ -185,94 +185,45 @@ pub fn pretrain(
         weight_decay: cfg.weight_decay,
     };
     let mut opt = AdamW::new(vs, groups, opt_cfg)?;
+    let trainer_cfg = TrainerConfig {
+        epochs: cfg.epochs,
+        schedule: Schedule::warmup_cosine_epochs(
+            base_lr,
+            cfg.min_lr,
+            cfg.warmup_epochs,
+            cfg.epochs,
+            ipe,
+        ),
+        accum_iter: cfg.accum_iter,
+        clip_grad: cfg.clip_grad,
+        bf16: cfg.bf16,
+        seeding: Seeding::PerStep(cfg.seed),
+        checkpoint_every: cfg.checkpoint_every,
+        log_every: cfg.log_every.max(1),
+        eval_every: 0,
+        recipe: serde_json::to_value(cfg).unwrap_or_default(),
+    };
     let device = vs.device();
-    let bf16 = cfg.bf16 && device != Device::Cpu;
     let size = model.config().encoder.img_size;
-
-    let checkpoints = Checkpoints {
-        run,
-        iters_per_epoch: ipe,
-        seed: cfg.seed,
-        config: serde_json::to_value(cfg).unwrap_or_default(),
+    let step = |batch: datasets::Batch, info: &StepInfo| -> Result<Tensor> {
+        let x = pretrain_view(&batch.images.to_device(device), size, cfg)?;
+        let out = info.autocast(|| model.forward_t(&x, true))?;
+        Ok(out.loss)
     };
-    let mut start = 0u64;
-    let mut sums = (0.0f64, 0u64); // loss sum and count of the current epoch
-    if let Some((step, metrics)) = checkpoints.resume(vs, &mut opt)? {
-        start = step;
-        sums = (
-            metrics["epoch_loss_sum"].as_f64().unwrap_or(0.0),
-            metrics["epoch_loss_count"].as_u64().unwrap_or(0),
-        );
-    }
-    let sums_json =
-        |sums: (f64, u64)| json!({"epoch_loss_sum": sums.0, "epoch_loss_count": sums.1});
-    let log = run.metrics_log()?;
-
-    let mut report = PretrainReport {
-        epoch_loss: Vec::new(),
-        iters: 0,
-        resumed_at: (start > 0).then_some(start),
-        optimizer_steps: 0,
+    let r = Trainer::new(&trainer_cfg, run)?
+        .fit(vs, &mut opt, loader, step, no_eval)
+        .map_err(|e| e.in_phase("pre-training"))?;
+    let epochs_run = r.epochs.iter().filter(|e| e.epoch >= r.first_epoch);
+    Ok(PretrainReport {
+        epoch_loss: epochs_run.map(|e| e.loss).collect(),
+        iters: r.iters,
+        resumed_at: r.resumed_at,
+        optimizer_steps: r.optimizer_steps,
         base_lr,
-        seconds: 0.0,
-        images_per_s: 0.0,
-        stopped_early: false,
-    };
-    let mut progress = Progress::new(run, total, start);
-    let started = Instant::now();
-    let accum = cfg.accum_iter as u64;
-    'epochs: for epoch in start / ipe..cfg.epochs as u64 {
-        let skip = if epoch == start / ipe { start % ipe } else { 0 };
-        if skip == 0 {
-            sums = (0.0, 0);
-        }
-        // Official: zero_grad at each epoch start, step when (i + 1) % accum_iter == 0.
-        opt.zero_grad();
-        // A resumed epoch starts at its next batch without decoding the ones before.
-        for (i, batch) in (skip..).zip(loader.epoch_from(epoch, skip as usize)) {
-            let it = epoch * ipe + i;
-            if run.stop_reached(report.iters) {
-                report.stopped_early = true;
-                break 'epochs;
-            }
-            train_kit::seed_step(cfg.seed, it);
-            if i % accum == 0 {
-                opt.set_lr(schedule.lr_at(it as usize));
-            }
-            let images = batch?.images.to_device(device);
-            let x = pretrain_view(&images, size, cfg)?;
-            let out = train_kit::autocast_bf16(bf16, || model.forward_t(&x, true))?;
-            let value = finite(&out.loss, it, "pre-training")?;
-            (&out.loss / cfg.accum_iter as f64).f_backward()?;
-            sums = (sums.0 + value, sums.1 + 1);
-            report.iters += 1;
-            if (i + 1) % accum == 0 {
-                optimizer_step(&mut opt, cfg.clip_grad)?;
-                let steps = opt.step_count() as usize;
-                let stopping = run.stop_reached(report.iters);
-                if checkpoints.due_mid_epoch(steps, cfg.checkpoint_every, stopping, i) {
-                    checkpoints.save(vs, &opt, it + 1, sums_json(sums))?;
-                }
-            }
-            if let Some(log) = &log {
-                if it % cfg.log_every.max(1) as u64 == 0 {
-                    log.log(&json!({"iter": it, "epoch": epoch, "loss": value, "lr": opt.lr()}))?;
-                }
-            }
-            progress.update(it + 1, || format!("loss {value:.4} lr {:.2e}", opt.lr()));
-        }
-        let mean = sums.0 / sums.1.max(1) as f64;
-        report.epoch_loss.push(mean);
-        if let Some(log) = &log {
-            log.log(&json!({"epoch": epoch, "epoch_loss": mean}))?;
-        }
-        checkpoints.save(vs, &opt, (epoch + 1) * ipe, sums_json((0.0, 0)))?;
-    }
-    progress.finish();
-    report.optimizer_steps = opt.step_count();
-    report.seconds = started.elapsed().as_secs_f64();
-    report.images_per_s = (report.iters * cfg.batch_size as u64) as f64 / report.seconds.max(1e-9);
-    Ok(report)
+        seconds: r.seconds,
+        images_per_s: (r.iters * cfg.batch_size as u64) as f64 / r.seconds.max(1e-9),
+        stopped_early: r.stopped_early,
+    })
 }
 
 /// One pre-training step of a fresh `cfg` model on a fixed random batch at `cfg.mask_ratio`:

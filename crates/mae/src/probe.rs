@@ -1,6 +1,6 @@
 //! Linear probing (official `main_linprobe.py`): the encoder is frozen, its features go
 //! through `BatchNorm1d(affine=False, eps=1e-6)` and a linear head (weights N(0, 0.01)),
-//! trained with LARS (momentum 0.9, trust 0.001, no weight decay), `lr = blr * batch / 256`,
+//! trained with LARS (train-kit's [`Lars`]: momentum 0.9, trust 0.001, no weight decay), `lr = blr * batch / 256`,
 //! warmup + cosine per iteration. Features are computed once (no augmentation): the official
 //! run augments each epoch through the frozen encoder; at CPU scale the cached features make
 //! the probe cost seconds instead of an encoder pass per epoch.
@@ -11,15 +11,15 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
-use train_kit::Schedule;
+use train_kit::{Lars, LarsConfig, Optimizer, ParamGroup, Schedule};
 use vit_core::VisionTransformer;
 
 use crate::augment::normalize;
 use crate::config::MaeConfig;
 use crate::error::{finite, MaeError, Result};
 use crate::finetune::classifier_config;
-use crate::run::scaled_lr;
 use crate::weights::load_encoder_into;
+use train_kit::scaled_lr;
 
 /// The probe recipe. `Default` is `FINETUNE.md`'s ViT-B linear probe: 90 epochs, 10 warmup,
 /// batch 16384, blr 0.1, weight decay 0.
@@ -83,42 +83,6 @@ pub fn extract_features(
         Ok(())
     })?;
     Ok(Tensor::cat(&out, 0))
-}
-
-/// The official LARS: for tensors with more than one dimension the update is scaled by
-/// `trust * |p| / |g + wd p|`; then heavy-ball momentum.
-struct Lars {
-    params: Vec<Tensor>,
-    mu: Vec<Tensor>,
-    momentum: f64,
-    weight_decay: f64,
-    trust: f64,
-}
-
-impl Lars {
-    fn step(&mut self, lr: f64) {
-        let _guard = tch::no_grad_guard();
-        for (p, mu) in self.params.iter_mut().zip(self.mu.iter_mut()) {
-            let g = p.grad();
-            if !g.defined() {
-                continue;
-            }
-            let dp = if p.dim() > 1 {
-                let dp = &g + &*p * self.weight_decay;
-                let (pn, un) = (p.norm(), dp.norm());
-                let one = pn.ones_like();
-                // where(|p| > 0, where(|u| > 0, trust |p| / |u|, 1), 1)
-                let ratio = (&pn * self.trust / &un).where_self(&un.gt(0.0), &one);
-                let q = ratio.where_self(&pn.gt(0.0), &one);
-                dp * q
-            } else {
-                g
-            };
-            let _ = mu.g_mul_scalar_(self.momentum).g_add_(&dp);
-            let _ = p.g_add_(&(&*mu * -lr));
-            p.zero_grad();
-        }
-    }
 }
 
 /// What a probe run did.
@@ -207,14 +171,14 @@ pub fn linear_probe(
         warmup_steps: (cfg.warmup_epochs * ipe as f64).round() as usize,
         total_steps: cfg.epochs * ipe,
     };
-    let params = vs.trainable_variables();
-    let mut lars = Lars {
-        mu: params.iter().map(Tensor::zeros_like).collect(),
-        params,
+    // The official LARS (`util/lars.py`), train-kit's.
+    let lars_cfg = LarsConfig {
+        lr: 0.0,
         momentum: cfg.momentum,
+        trust_coefficient: cfg.trust_coefficient,
         weight_decay: cfg.weight_decay,
-        trust: cfg.trust_coefficient,
     };
+    let mut lars = Lars::new(&vs, ParamGroup::single(&vs, cfg.weight_decay), lars_cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order: Vec<i64> = (0..n).collect();
     let (tx, ty) = (test.0.to_device(device), test.1.to_device(device));
@@ -233,7 +197,9 @@ pub fn linear_probe(
             let loss = logits.cross_entropy_for_logits(&y.index_select(0, &idx));
             finite(&loss, step as u64, "linear probe")?;
             loss.f_backward()?;
-            lars.step(schedule.lr_at(step));
+            lars.set_lr(schedule.lr_at(step));
+            lars.step()?;
+            lars.zero_grad();
         }
         report.test_accuracy.push(accuracy(&head, &tx, &ty));
     }

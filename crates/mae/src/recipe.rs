@@ -25,8 +25,8 @@ use crate::finetune::{
 };
 use crate::model::MaskedAutoencoder;
 use crate::pretrain::{pretrain, PretrainConfig};
-use crate::run::RunOptions;
 use crate::weights::load_encoder_into;
+use train_kit::RunOptions;
 
 /// Where and how the recipe runs.
 #[derive(Debug, Clone)]

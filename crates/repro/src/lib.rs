@@ -11,3 +11,11 @@ pub mod report;
 
 pub use claim::{registry, Claim, Ctx, Outcome};
 pub use report::{ClaimResult, Mode, Verdict};
+
+/// Unit tests that draw from torch's process-wide generator hold this, so that one test's
+/// `manual_seed` and its draws are not interleaved with another's.
+#[cfg(test)]
+pub(crate) fn test_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -328,9 +328,9 @@ fn train_linear(
     bias: bool,
     epochs: usize,
     tag: &str,
-) -> Result<Vec<f64>> {
+) -> Result<(nn::VarStore, Vec<f64>)> {
     tch::manual_seed(ctx.seed as i64);
-    let vs = nn::VarStore::new(ctx.device);
+    let mut vs = nn::VarStore::new(ctx.device);
     let cfg = nn::LinearConfig {
         bias,
         ..Default::default()
@@ -354,36 +354,33 @@ fn train_linear(
     };
     let loader = datasets::loader::Loader::new(&train_x, train_y, loader_cfg)?;
     let steps_per_epoch = loader.batches_per_epoch();
-    let schedule = train_kit::Schedule::WarmupCosine {
-        base_lr: 2e-3,
-        min_lr: 1e-5,
-        warmup_steps: steps_per_epoch / 4,
-        total_steps: steps_per_epoch * epochs,
+    let trainer_cfg = train_kit::TrainerConfig {
+        epochs,
+        schedule: train_kit::Schedule::WarmupCosine {
+            base_lr: 2e-3,
+            min_lr: 1e-5,
+            warmup_steps: steps_per_epoch / 4,
+            total_steps: steps_per_epoch * epochs,
+        },
+        seeding: train_kit::Seeding::Caller,
+        log_every: 50,
+        eval_every: 1,
+        ..Default::default()
     };
-    let log = train_kit::MetricsLog::create(ctx.out_dir.join(format!("metrics_{tag}.jsonl")))?;
-    let bar = train_kit::progress_bar(
-        (steps_per_epoch * epochs) as u64,
-        &format!("mnist linear {tag}"),
-    );
-    let mut accuracies = Vec::with_capacity(epochs);
-    let mut step = 0usize;
-    for epoch in 0..epochs {
-        for batch in loader.epoch(epoch as u64) {
-            let batch = batch?;
-            opt.set_lr(schedule.lr_at(step));
-            let loss = fc
-                .forward(&batch.images)
-                .cross_entropy_for_logits(&batch.labels);
-            let value = train_kit::check_finite(&loss, step as u64)?;
-            opt.zero_grad();
-            loss.backward();
-            opt.step()?;
-            if step % 50 == 0 {
-                log.log(&json!({ "step": step, "epoch": epoch, "loss": value, "lr": opt.lr() }))?;
-            }
-            step += 1;
-            bar.inc(1);
-        }
+    let run = train_kit::RunOptions {
+        dir: Some(crate::experiments::fresh_dir(
+            &ctx.out_dir.join(format!("train_{tag}")),
+        )?),
+        progress: true,
+        label: format!("mnist linear {tag}"),
+        stop_after: None,
+    };
+    let step = |batch: datasets::Batch, _: &train_kit::StepInfo| -> Result<Tensor> {
+        Ok(fc
+            .forward(&batch.images)
+            .cross_entropy_for_logits(&batch.labels))
+    };
+    let eval = |_| -> Result<train_kit::EvalMetrics> {
         let acc = tch::no_grad(|| {
             fc.forward(&test_x)
                 .argmax(-1, false)
@@ -392,11 +389,16 @@ fn train_linear(
                 .mean(Kind::Double)
                 .double_value(&[])
         });
-        log.log(&json!({ "step": step, "epoch": epoch + 1, "test_accuracy": acc }))?;
-        accuracies.push(acc);
-    }
-    bar.finish_and_clear();
-    Ok(accuracies)
+        Ok(vec![("test_accuracy".into(), acc)])
+    };
+    let report =
+        train_kit::Trainer::new(&trainer_cfg, &run)?.fit(&mut vs, &mut opt, &loader, step, eval)?;
+    let accuracies = report
+        .eval_series("test_accuracy")
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    Ok((vs, accuracies))
 }
 
 fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
@@ -408,8 +410,8 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
     };
     // On the device once, shared by both runs.
     let data = data.f_to_device(ctx.device)?;
-    let with_bias = train_linear(ctx, &data, true, epochs, "bias")?;
-    let without = train_linear(ctx, &data, false, epochs, "no_bias")?;
+    let (_, with_bias) = train_linear(ctx, &data, true, epochs, "bias")?;
+    let (_, without) = train_linear(ctx, &data, false, epochs, "no_bias")?;
     let (acc_b, acc_nb) = (
         *with_bias.last().unwrap_or(&0.0),
         *without.last().unwrap_or(&0.0),
@@ -441,6 +443,21 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
             },
         ],
     )?;
+    let curves = "training_curves.png";
+    train_kit::training_curves_png(
+        &[
+            (
+                "with bias",
+                &ctx.out_dir.join("train_bias").join("metrics.jsonl"),
+            ),
+            (
+                "without bias",
+                &ctx.out_dir.join("train_no_bias").join("metrics.jsonl"),
+            ),
+        ],
+        &ctx.out_dir.join(curves),
+        "basics.bias.mnist: linear classifier on MNIST",
+    )?;
     Ok(Outcome {
         value: acc_b,
         value_text: format!(
@@ -449,7 +466,7 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
             100.0 * acc_nb
         ),
         verdict: Verdict::from_ok(acc_b >= 0.88),
-        plots: vec![plot.to_owned()],
+        plots: vec![plot.to_owned(), curves.to_owned()],
         details: json!({
             "test_accuracy_with_bias": acc_b,
             "test_accuracy_without_bias": acc_nb,
@@ -467,6 +484,85 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiments::moved::{assert_same_weights, ctx, synthetic_mnist};
+
+    /// `basics.bias.mnist`'s loop as it was before it moved onto train-kit's Trainer (the
+    /// oracle of the move; its metrics log and bar are left out).
+    fn train_linear_before(
+        ctx: &Ctx,
+        data: &datasets::mnist::Mnist,
+        bias: bool,
+        epochs: usize,
+    ) -> Result<(nn::VarStore, Vec<f64>)> {
+        tch::manual_seed(ctx.seed as i64);
+        let vs = nn::VarStore::new(ctx.device);
+        let cfg = nn::LinearConfig {
+            bias,
+            ..Default::default()
+        };
+        let fc = nn::linear(vs.root() / "fc", 784, 10, cfg);
+        let groups = train_kit::ParamGroup::single(&vs, 0.0);
+        let adamw = train_kit::AdamWConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        };
+        let mut opt = train_kit::AdamW::new(&vs, groups, adamw)?;
+        let (train_x, train_y) = (data.train_images.flatten(1, -1), &data.train_labels);
+        let (test_x, test_y) = (data.test_images.flatten(1, -1), &data.test_labels);
+        let loader_cfg = datasets::loader::LoaderConfig {
+            batch_size: 128,
+            seed: ctx.seed,
+            ..Default::default()
+        };
+        let loader = datasets::loader::Loader::new(&train_x, train_y, loader_cfg)?;
+        let steps_per_epoch = loader.batches_per_epoch();
+        let schedule = train_kit::Schedule::WarmupCosine {
+            base_lr: 2e-3,
+            min_lr: 1e-5,
+            warmup_steps: steps_per_epoch / 4,
+            total_steps: steps_per_epoch * epochs,
+        };
+        let mut accuracies = Vec::with_capacity(epochs);
+        let mut step = 0usize;
+        for epoch in 0..epochs {
+            for batch in loader.epoch(epoch as u64) {
+                let batch = batch?;
+                opt.set_lr(schedule.lr_at(step));
+                let loss = fc
+                    .forward(&batch.images)
+                    .cross_entropy_for_logits(&batch.labels);
+                train_kit::check_finite(&loss, step as u64)?;
+                opt.zero_grad();
+                loss.backward();
+                opt.step()?;
+                step += 1;
+            }
+            let acc = tch::no_grad(|| {
+                fc.forward(&test_x)
+                    .argmax(-1, false)
+                    .eq_tensor(test_y)
+                    .to_kind(Kind::Double)
+                    .mean(Kind::Double)
+                    .double_value(&[])
+            });
+            accuracies.push(acc);
+        }
+        Ok((vs, accuracies))
+    }
+
+    #[test]
+    fn the_trainer_loop_equals_the_loop_before_the_move() {
+        let _lock = crate::test_rng_lock();
+        let data = synthetic_mnist(600, 100, 8);
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), 2);
+        for bias in [true, false] {
+            let (before, acc_before) = train_linear_before(&ctx, &data, bias, 2).unwrap();
+            let (after, acc_after) = train_linear(&ctx, &data, bias, 2, "t").unwrap();
+            assert_same_weights(&before, &after);
+            assert_eq!(acc_before, acc_after);
+        }
+    }
 
     #[test]
     fn origin_line_sweep_finds_a_perfect_line_when_one_exists() {

@@ -471,11 +471,23 @@ fn finetune(ctx: &Ctx, data: &Mnist, init: Option<&Path>) -> Result<mae::Finetun
         "mae.fashion: training from scratch"
     };
     let run = RunOptions {
+        dir: Some(crate::experiments::fresh_dir(
+            &ctx.out_dir.join(finetune_dir(init.is_some())),
+        )?),
         progress: true,
         label: label.into(),
         ..Default::default()
     };
     Ok(mae::finetune(&vit, &mut vs, &train, &eval, &fcfg, &run)?)
+}
+
+/// Where a `mae.fashion` fine-tuning run keeps its checkpoints and `metrics.jsonl`.
+fn finetune_dir(from_mae: bool) -> &'static str {
+    if from_mae {
+        "finetune_mae"
+    } else {
+        "finetune_scratch"
+    }
 }
 
 fn reconstruction_figure(ctx: &Ctx, path: &Path, data: &Mnist, file: &str) -> Result<f64> {
@@ -504,10 +516,23 @@ fn run_fashion(ctx: &Ctx) -> Result<Outcome> {
     let ft_scratch = finetune(ctx, &data, None)?;
     let recon = reconstruction_figure(ctx, &path, &data, "reconstructions.png")?;
     let dir = ctx.out_dir.join("pretrain_r0.75");
-    train_kit::loss_curve_png(
-        &dir.join("metrics.jsonl"),
+    train_kit::training_curves_png(
+        &[("pre-training r=0.75", &dir.join("metrics.jsonl"))],
         &ctx.out_dir.join("pretrain_loss.png"),
-        "loss",
+        "mae.fashion: pre-training",
+    )?;
+    let curves = |from_mae| {
+        ctx.out_dir
+            .join(finetune_dir(from_mae))
+            .join("metrics.jsonl")
+    };
+    train_kit::training_curves_png(
+        &[
+            ("from MAE", &curves(true)),
+            ("from scratch", &curves(false)),
+        ],
+        &ctx.out_dir.join("finetune_curves.png"),
+        "mae.fashion: fine-tuning",
     )?;
     let epochs = |r: &mae::ProbeReport| -> Vec<(f64, f64)> {
         r.test_accuracy
@@ -570,6 +595,7 @@ fn run_fashion(ctx: &Ctx) -> Result<Outcome> {
             "finetune.png".into(),
             "reconstructions.png".into(),
             "pretrain_loss.png".into(),
+            "finetune_curves.png".into(),
         ],
         details: json!({
             "device": device_label(ctx.device),

@@ -9,6 +9,8 @@
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::time::Instant;
+#[cfg(test)]
+use tch::Device;
 use tch::{nn, nn::Module, Kind, Tensor};
 
 use rf_calc::erf::{erf_of, random_erf, Activation, Erf, ErfConfig, ErfNet, NetConfig};
@@ -300,10 +302,13 @@ struct Mnist {
     test_y: Tensor,
 }
 
-/// Trains the CNN (+ global average pool + linear head) and returns its test accuracy.
+/// Trains the CNN (+ global average pool + linear head) on train-kit's
+/// [`train_kit::Trainer`] (AdamW without weight decay, warmup + cosine, torch's generator
+/// seeded once by the caller) and returns its test accuracy. Checkpoints and `metrics.jsonl`
+/// go to `out_dir/train` (removed first).
 fn train_mnist(
     ctx: &Ctx,
-    vs: &nn::VarStore,
+    vs: &mut nn::VarStore,
     net: &ErfNet,
     data: &Mnist,
     epochs: usize,
@@ -337,43 +342,53 @@ fn train_mnist(
     };
     let loader = datasets::loader::Loader::new(&data.train_x, &data.train_y, loader_cfg)?;
     let steps = loader.batches_per_epoch() * epochs;
-    let schedule = train_kit::Schedule::WarmupCosine {
-        base_lr: 3e-3,
-        min_lr: 1e-5,
-        warmup_steps: steps / 10,
-        total_steps: steps,
+    let trainer_cfg = train_kit::TrainerConfig {
+        epochs,
+        schedule: train_kit::Schedule::WarmupCosine {
+            base_lr: 3e-3,
+            min_lr: 1e-5,
+            warmup_steps: steps / 10,
+            total_steps: steps,
+        },
+        seeding: train_kit::Seeding::Caller,
+        log_every: 20,
+        eval_every: 0,
+        ..Default::default()
     };
-    let bar = train_kit::progress_bar(steps as u64, "rf.erf mnist cnn");
-    let mut step = 0;
-    for epoch in 0..epochs {
-        for batch in loader.epoch(epoch as u64) {
-            let batch = batch?;
-            opt.set_lr(schedule.lr_at(step));
-            let loss = logits(&batch.images)?.cross_entropy_for_logits(&batch.labels);
-            train_kit::check_finite(&loss, step as u64)?;
-            opt.zero_grad();
-            loss.backward();
-            opt.step()?;
-            step += 1;
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
-    // Test accuracy, 1000 images at a time.
-    tch::no_grad(|| -> Result<f64> {
-        let n = data.test_x.size()[0];
-        let mut correct = 0.0;
-        for start in (0..n).step_by(1000) {
-            let len = (n - start).min(1000);
-            correct += logits(&data.test_x.narrow(0, start, len))?
-                .argmax(-1, false)
-                .eq_tensor(&data.test_y.narrow(0, start, len))
-                .to_kind(Kind::Double)
-                .sum(Kind::Double)
-                .double_value(&[]);
-        }
-        Ok(correct / n.max(1) as f64)
-    })
+    let run = train_kit::RunOptions {
+        dir: Some(crate::experiments::fresh_dir(&ctx.out_dir.join("train"))?),
+        progress: true,
+        label: "rf.erf mnist cnn".into(),
+        stop_after: None,
+    };
+    let step = |batch: datasets::Batch, _: &train_kit::StepInfo| -> Result<Tensor> {
+        Ok(logits(&batch.images)?.cross_entropy_for_logits(&batch.labels))
+    };
+    // Test accuracy after the last epoch, 1000 images at a time.
+    let eval = |_| -> Result<train_kit::EvalMetrics> {
+        let acc = tch::no_grad(|| -> Result<f64> {
+            let n = data.test_x.size()[0];
+            let mut correct = 0.0;
+            for start in (0..n).step_by(1000) {
+                let len = (n - start).min(1000);
+                correct += logits(&data.test_x.narrow(0, start, len))?
+                    .argmax(-1, false)
+                    .eq_tensor(&data.test_y.narrow(0, start, len))
+                    .to_kind(Kind::Double)
+                    .sum(Kind::Double)
+                    .double_value(&[]);
+            }
+            Ok(correct / n.max(1) as f64)
+        })?;
+        Ok(vec![("test_accuracy".into(), acc)])
+    };
+    let report =
+        train_kit::Trainer::new(&trainer_cfg, &run)?.fit(vs, &mut opt, &loader, step, eval)?;
+    report
+        .eval_series("test_accuracy")
+        .last()
+        .map(|&(_, a)| a)
+        .context("the MNIST CNN ran no epoch")
 }
 
 fn run_erf(ctx: &Ctx) -> Result<Outcome> {
@@ -451,11 +466,11 @@ fn run_erf(ctx: &Ctx) -> Result<Outcome> {
     };
     let probe_x = data.test_x.narrow(0, 0, probe);
     tch::manual_seed(ctx.seed as i64);
-    let vs = nn::VarStore::new(ctx.device);
+    let mut vs = nn::VarStore::new(ctx.device);
     let net = ErfNet::new(&vs.root(), &g, [28, 28], &net_cfg)?;
     let before = erf_of(&net, "conv5", &probe_x)?;
     let t1 = Instant::now();
-    let accuracy = train_mnist(ctx, &vs, &net, &data, epochs)?;
+    let accuracy = train_mnist(ctx, &mut vs, &net, &data, epochs)?;
     let train_seconds = t1.elapsed().as_secs_f64();
     let after = erf_of(&net, "conv5", &probe_x)?;
     ensure!(
@@ -507,6 +522,14 @@ fn run_erf(ctx: &Ctx) -> Result<Outcome> {
             ),
         ],
     )?;
+    train_kit::training_curves_png(
+        &[(
+            "MNIST CNN",
+            &ctx.out_dir.join("train").join("metrics.jsonl"),
+        )],
+        &ctx.out_dir.join("mnist_training.png"),
+        "rf.erf: the MNIST CNN's training",
+    )?;
     let trained_fraction = mean(after.fraction);
     let reproduced = min_r2 >= 0.9
         && fraction_below
@@ -536,6 +559,7 @@ fn run_erf(ctx: &Ctx) -> Result<Outcome> {
             "erf_depth.png".to_owned(),
             "erf_growth.png".to_owned(),
             "erf_mnist.png".to_owned(),
+            "mnist_training.png".to_owned(),
         ],
         details: json!({
             "sweep": sweep.iter().map(|(d, e)| json!({"depth": d, "erf": erf_json(e)})).collect::<Vec<_>>(),
@@ -560,6 +584,106 @@ fn run_erf(ctx: &Ctx) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiments::moved::{assert_same_weights, ctx, synthetic_mnist};
+
+    /// `rf.erf`'s MNIST loop as it was before it moved onto train-kit's Trainer (the oracle
+    /// of the move; the bar is left out).
+    fn train_mnist_before(
+        ctx: &Ctx,
+        vs: &nn::VarStore,
+        net: &ErfNet,
+        data: &Mnist,
+        epochs: usize,
+    ) -> Result<f64> {
+        let last = net.graph().id("conv5")?;
+        let head = nn::linear(
+            vs.root() / "head",
+            net.channels(last),
+            10,
+            Default::default(),
+        );
+        let logits = |x: &Tensor| -> Result<Tensor> {
+            let f = net
+                .forward_to(x, last)?
+                .mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+            Ok(head.forward(&f))
+        };
+        let groups = train_kit::ParamGroup::single(vs, 0.0);
+        let adamw = train_kit::AdamWConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        };
+        let mut opt = train_kit::AdamW::new(vs, groups, adamw)?;
+        let loader_cfg = datasets::loader::LoaderConfig {
+            batch_size: 128,
+            seed: ctx.seed,
+            ..Default::default()
+        };
+        let loader = datasets::loader::Loader::new(&data.train_x, &data.train_y, loader_cfg)?;
+        let steps = loader.batches_per_epoch() * epochs;
+        let schedule = train_kit::Schedule::WarmupCosine {
+            base_lr: 3e-3,
+            min_lr: 1e-5,
+            warmup_steps: steps / 10,
+            total_steps: steps,
+        };
+        let mut step = 0;
+        for epoch in 0..epochs {
+            for batch in loader.epoch(epoch as u64) {
+                let batch = batch?;
+                opt.set_lr(schedule.lr_at(step));
+                let loss = logits(&batch.images)?.cross_entropy_for_logits(&batch.labels);
+                train_kit::check_finite(&loss, step as u64)?;
+                opt.zero_grad();
+                loss.backward();
+                opt.step()?;
+                step += 1;
+            }
+        }
+        tch::no_grad(|| -> Result<f64> {
+            let n = data.test_x.size()[0];
+            let correct = logits(&data.test_x)?
+                .argmax(-1, false)
+                .eq_tensor(&data.test_y)
+                .to_kind(Kind::Double)
+                .sum(Kind::Double)
+                .double_value(&[]);
+            Ok(correct / n.max(1) as f64)
+        })
+    }
+
+    #[test]
+    fn the_trainer_loop_equals_the_loop_before_the_move() {
+        let _lock = crate::test_rng_lock();
+        let m = synthetic_mnist(300, 50, 7);
+        let data = Mnist {
+            train_x: m.train_images,
+            train_y: m.train_labels,
+            test_x: m.test_images,
+            test_y: m.test_labels,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), 4);
+        let net_cfg = NetConfig {
+            in_channels: 1,
+            width: 8,
+            activation: Activation::Relu,
+            max_pool_as_avg: false,
+        };
+        let g = mnist_graph().unwrap();
+        let build = || {
+            tch::manual_seed(9);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = ErfNet::new(&vs.root(), &g, [28, 28], &net_cfg).unwrap();
+            (vs, net)
+        };
+        let (vs_before, net_before) = build();
+        let acc_before = train_mnist_before(&ctx, &vs_before, &net_before, &data, 2).unwrap();
+        let (mut vs_after, net_after) = build();
+        let acc_after = train_mnist(&ctx, &mut vs_after, &net_after, &data, 2).unwrap();
+        assert_same_weights(&vs_before, &vs_after);
+        assert_eq!(acc_before, acc_after);
+    }
 
     #[test]
     fn log_slope_of_a_power_law() {
