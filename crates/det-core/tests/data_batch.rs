@@ -180,6 +180,30 @@ fn epoch_from_is_the_tail_and_order_depends_on_seed_and_epoch() {
     assert_eq!(dl.epoch_from(0, 9).count(), 0);
 }
 
+#[test]
+fn the_loader_is_a_train_kit_data_source() {
+    use train_kit::DataSource;
+    fn ids<S: DataSource<Batch = det_core::data::DetBatch, Error = DetError>>(
+        s: &S,
+        e: u64,
+        k: u64,
+    ) -> Vec<Vec<i64>> {
+        s.epoch_from(e, k).map(|b| b.unwrap().image_ids).collect()
+    }
+    let cfg = DetLoaderConfig {
+        batch_size: 3,
+        size: (48, 32),
+        ..DetLoaderConfig::default()
+    };
+    let l = DetLoader::new(set(10), cfg, Device::Cpu).unwrap();
+    assert_eq!(DataSource::batches_per_epoch(&l), 4);
+    let all = ids(&l, 1, 0);
+    assert_eq!(all.len(), 4);
+    assert_eq!(ids(&l, 1, 3), all[3..].to_vec());
+    assert!(ids(&l, 1, 4).is_empty());
+    assert_ne!(ids(&l, 2, 0), all);
+}
+
 /// A set whose second image is not the size its record says.
 struct Lying(Vec<DetRecord>, Vec<Category>);
 

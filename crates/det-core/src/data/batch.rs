@@ -346,3 +346,16 @@ impl Iterator for DetEpoch<'_> {
 }
 
 impl ExactSizeIterator for DetEpoch<'_> {}
+
+impl train_kit::DataSource for DetLoader {
+    type Batch = DetBatch;
+    type Error = DetError;
+
+    fn batches_per_epoch(&self) -> u64 {
+        DetLoader::batches_per_epoch(self) as u64
+    }
+
+    fn epoch_from(&self, epoch: u64, skip: u64) -> impl Iterator<Item = Result<DetBatch>> + '_ {
+        DetLoader::epoch_from(self, epoch, usize::try_from(skip).unwrap_or(usize::MAX))
+    }
+}
