@@ -1,6 +1,6 @@
 //! Tensor versions of the IoU family and NMS for the model crates (feature `tch`). The IoU
 //! matrices are computed with tensor ops on the boxes' device and dtype, with torchvision's
-//! formulas; NMS copies boxes and scores to the CPU and runs [`crate::nms`] (torchvision's own
+//! formulas; NMS copies boxes and scores to the CPU and runs [`crate::nms()`] (torchvision's own
 //! CPU kernel is sequential too), returning int64 indices on the input's device.
 
 use tch::{Device, Kind, Tensor};

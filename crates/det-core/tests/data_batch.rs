@@ -181,6 +181,77 @@ fn epoch_from_is_the_tail_and_order_depends_on_seed_and_epoch() {
 }
 
 #[test]
+fn augmented_batches_keep_boxes_on_their_pixels() {
+    // "digits" that are filled rectangles, no clutter, no overlap: inside every box of an
+    // augmented batch, the pixels above MNIST-det's ink threshold reach the box's borders
+    // (within a pixel plus the resampling blur, one output pixel per unit of scale)
+    let (x, y) = digits();
+    let mcfg = MnistDetConfig {
+        width: 96,
+        height: 64,
+        min_size: 10.0,
+        max_size: 40.0,
+        max_overlap: 0.0,
+        max_clutter: 0,
+        train_images: 12,
+        ..MnistDetConfig::default()
+    };
+    let s: Arc<dyn DetectionSet> =
+        Arc::new(MnistDet::from_digits(&x, &y, MnistSplit::Train, &mcfg).unwrap());
+    let cfg = DetLoaderConfig {
+        batch_size: 4,
+        size: (80, 64),
+        augment: Some(det_core::data::AugmentConfig {
+            hsv: None,
+            fill: 0.0,
+            ..det_core::data::AugmentConfig::default()
+        }),
+        ..DetLoaderConfig::default()
+    };
+    let l = DetLoader::new(s, cfg, device()).unwrap();
+    let mut checked = 0;
+    for epoch in 0..3 {
+        for b in l.epoch_from(epoch, 0) {
+            let b = b.unwrap();
+            let ink = b.images.to_device(Device::Cpu).select(1, 0).ge(0.3);
+            let boxes = b.boxes.to_device(Device::Cpu);
+            for (row, m) in b.maps.iter().enumerate() {
+                let tol = 1.0 + m.ax.abs();
+                for k in 0..b.counts.int64_value(&[row as i64]) {
+                    let bx: Vec<f64> = (0..4)
+                        .map(|q| boxes.double_value(&[row as i64, k, q]))
+                        .collect();
+                    let (x0, y0) = (bx[0].floor() as i64, bx[1].floor() as i64);
+                    let (x1, y1) = (bx[2].ceil() as i64, bx[3].ceil() as i64);
+                    let patch = ink
+                        .get(row as i64)
+                        .narrow(0, y0, y1 - y0)
+                        .narrow(1, x0, x1 - x0);
+                    let cols =
+                        Vec::<i64>::try_from(patch.any_dim(0, false).nonzero().view([-1])).unwrap();
+                    let rows =
+                        Vec::<i64>::try_from(patch.any_dim(1, false).nonzero().view([-1])).unwrap();
+                    let e = [
+                        (x0 + cols[0]) as f64,
+                        (y0 + rows[0]) as f64,
+                        (x0 + cols[cols.len() - 1] + 1) as f64,
+                        (y0 + rows[rows.len() - 1] + 1) as f64,
+                    ];
+                    for q in 0..4 {
+                        assert!(
+                            (e[q] - bx[q]).abs() <= tol,
+                            "epoch {epoch}: box {bx:?}, ink {e:?}, map {m:?}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 30, "{checked}");
+}
+
+#[test]
 fn the_loader_is_a_train_kit_data_source() {
     use train_kit::DataSource;
     fn ids<S: DataSource<Batch = det_core::data::DetBatch, Error = DetError>>(

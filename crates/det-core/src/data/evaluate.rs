@@ -2,7 +2,7 @@
 //! the same numbers: the set is letterboxed to the network input in order
 //! ([`DetLoaderConfig::eval`]), a `forward` closure maps the images tensor to raw outputs, a
 //! `decode` closure (box decoding + NMS) turns them into per-image detections in network-input
-//! coordinates, the boxes are mapped back through each image's [`ImageMap`], written as a COCO
+//! coordinates, the boxes are mapped back through each image's [`ImageMap`](super::ImageMap), written as a COCO
 //! results file and scored by det-core's COCO evaluator (equal to pycocotools `COCOeval`, bbox,
 //! maxDets 100). Timing follows the usual detector benchmark protocol (e.g. the YOLO papers'
 //! FPS, detectron2's `inference_on_dataset`): data loading excluded, the first `warmup` batches

@@ -120,3 +120,78 @@ pub fn draw_grid(
         .save(path)
         .map_err(|e| DetError::io(path, std::io::Error::other(e.to_string())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{MnistDet, MnistDetConfig, MnistSplit};
+    use tch::Tensor;
+
+    #[test]
+    fn rows_hold_ground_truth_left_and_predictions_right() {
+        let mut px = vec![0f32; 2 * 784];
+        for d in 0..2usize {
+            for y in 4..24 {
+                for x in 8..20 {
+                    px[d * 784 + y * 28 + x] = 1.0;
+                }
+            }
+        }
+        let digits = Tensor::from_slice(&px).view([2, 1, 28, 28]);
+        let labels = Tensor::from_slice(&[3i64, 8]);
+        let cfg = MnistDetConfig {
+            width: 64,
+            height: 48,
+            min_size: 12.0,
+            max_size: 20.0,
+            max_clutter: 0,
+            train_images: 3,
+            ..MnistDetConfig::default()
+        };
+        let set = MnistDet::from_digits(&digits, &labels, MnistSplit::Train, &cfg).unwrap();
+        let gt = set.record(1).unwrap().boxes[0];
+        let pred = |score| Detection {
+            bbox: [gt[0] + 1.0, gt[1] + 1.0, gt[2] + 1.0, gt[3] + 1.0],
+            score,
+            class: 3,
+        };
+        let items = [
+            GridItem {
+                index: 1,
+                detections: vec![pred(0.9)],
+            },
+            GridItem {
+                index: 2,
+                detections: vec![pred(0.1)],
+            },
+        ];
+        let g = grid_image(&set, &items, 0.5).unwrap();
+        assert_eq!(g.dimensions(), (2 * 64 + 3 * GAP, 2 * 48 + 3 * GAP));
+        let green = Rgb([60, 180, 75]);
+        let red = Rgb([230, 25, 75]);
+        // the ground-truth outline on the left, the prediction on the right of row 0
+        let (x, y) = (GAP + gt[0] as u32, GAP + ((gt[1] + gt[3]) / 2.0) as u32);
+        assert_eq!(g.get_pixel(x, y), &green);
+        let xr = 2 * GAP + 64 + gt[0] as u32 + 1;
+        assert_eq!(g.get_pixel(xr, y + 1), &red);
+        // row 1: the prediction under the threshold is not drawn
+        let row1 = (2 * GAP + 48..3 * GAP + 2 * 48)
+            .flat_map(|y| (2 * GAP + 64..2 * GAP + 128).map(move |x| (x, y)));
+        assert!(row1.into_iter().all(|(x, y)| g.get_pixel(x, y) != &red));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("grid.png");
+        draw_grid(&set, &items, 0.5, &p).unwrap();
+        assert_eq!(image::open(&p).unwrap().to_rgb8(), g);
+        assert!(grid_image(&set, &[], 0.5).is_err());
+        // from COCO results: category id 4 is class 3
+        let coco = [CocoDetection {
+            image_id: 2,
+            category_id: 4,
+            bbox: [1.0, 2.0, 3.0, 4.0],
+            score: 0.7,
+        }];
+        let it = GridItem::from_coco(&set, 1, &coco).unwrap();
+        assert_eq!(it.detections[0].class, 3);
+        assert_eq!(it.detections[0].bbox, [1.0, 2.0, 4.0, 6.0]);
+    }
+}

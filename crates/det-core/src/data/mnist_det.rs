@@ -79,9 +79,9 @@ pub struct MnistDetConfig {
 }
 
 impl Default for MnistDetConfig {
-    /// 256x256 canvases with 2-8 digits of 8-160 px (the upper end above 128 so that large,
-    /// > 96² boxes are not rare: a digit's ink is about 0.5-0.8 as wide as tall), at most 30 %
-    /// overlap, up to 3 fragments, RGB, 1,000 train and 250 test canvases.
+    /// 256x256 canvases with 2-8 digits of 8-160 px (the upper end above 128 so that large
+    /// boxes, over 96², are not rare: a digit's ink is about 0.5-0.8 as wide as tall), at most
+    /// 30 % overlap, up to 3 fragments, RGB, 1,000 train and 250 test canvases.
     fn default() -> Self {
         MnistDetConfig {
             width: 256,

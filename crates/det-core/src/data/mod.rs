@@ -8,12 +8,12 @@
 //! COCO `[x, y, w, h]` -> `xyxy`, degenerate boxes dropped, boxes clamped to the image) and
 //! pycocotools (`area` decides the small / medium / large range, crowd regions ignored).
 //!
-//! - [`source`]: [`CocoFolder`], [`VocFolder`], [`DeepForestSet`];
-//! - [`mnist_det`]: [`MnistDet`], canvases of real MNIST digits at many scales;
-//! - [`batch`]: [`DetLoader`] -> [`DetBatch`] (`train_kit::DataSource`);
-//! - [`augment`]: [`Sample`], [`ImageMap`], flip / scale-jitter crop / HSV / letterbox;
-//! - [`evaluate`]: [`evaluate_detector`] -> [`DetectionReport`];
-//! - [`grid`]: [`draw_grid`].
+//! - [`source`] — [`CocoFolder`], [`VocFolder`], [`DeepForestSet`];
+//! - [`mnist_det`] — [`MnistDet`], canvases of real MNIST digits at many scales;
+//! - [`batch`] — [`DetLoader`] -> [`DetBatch`] (`train_kit::DataSource`);
+//! - [`augment`] — [`Sample`], [`ImageMap`], flip / scale-jitter crop / HSV / letterbox;
+//! - [`evaluate`] — [`evaluate_detector`] -> [`DetectionReport`];
+//! - [`grid`] — [`draw_grid`].
 
 pub mod augment;
 pub mod batch;
