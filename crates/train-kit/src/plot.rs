@@ -91,6 +91,9 @@ pub fn line_plot(
     Ok(())
 }
 
+/// Series with at most this many points get a marker on each.
+const SPARSE_POINTS: usize = 40;
+
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
 /// One chart with its lines and legend on `area`.
@@ -127,6 +130,10 @@ fn draw_panel(
         .draw()?;
     for (i, (s, pts)) in series.iter().zip(clean).enumerate() {
         let color = COLORS[i % COLORS.len()];
+        // Few points (short runs, per-epoch values): mark each, or a lone one is invisible.
+        if pts.len() <= SPARSE_POINTS {
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
             .label(s.name.as_str())

@@ -643,6 +643,21 @@ fn run_mask_ratio(ctx: &Ctx) -> Result<Outcome> {
             rows.iter().map(|r| (r.0, r.1)).collect(),
         )],
     )?;
+    // The pre-training curves of the ratios trained here (0.75 may come from mae.fashion).
+    let logs: Vec<(String, PathBuf)> = ratios
+        .iter()
+        .map(|r| {
+            let log = ctx.out_dir.join(format!("pretrain_r{r}")).join("metrics.jsonl");
+            (format!("ratio {r}"), log)
+        })
+        .filter(|(_, log)| log.is_file())
+        .collect();
+    let logs: Vec<(&str, &Path)> = logs.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect();
+    train_kit::training_curves_png(
+        &logs,
+        &ctx.out_dir.join("pretrain_curves.png"),
+        "mae.mask-ratio: pre-training at each ratio (norm-pix losses differ by ratio)",
+    )?;
     let best = rows.iter().map(|r| r.1).fold(f64::NEG_INFINITY, f64::max);
     let best_ratio = rows
         .iter()
@@ -669,7 +684,7 @@ fn run_mask_ratio(ctx: &Ctx) -> Result<Outcome> {
         value: best_ratio,
         value_text: format!("best ratio {best_ratio} ({})", list.join(", ")),
         verdict: Verdict::from_ok(ok),
-        plots: vec!["mask_ratio.png".into()],
+        plots: vec!["mask_ratio.png".into(), "pretrain_curves.png".into()],
         details: json!({
             "rows": rows.iter().map(|r| json!({"mask_ratio": r.0, "probe_accuracy": r.1,
                 "final_pretrain_loss": r.2, "model": r.3})).collect::<Vec<_>>(),
