@@ -28,11 +28,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use image::{imageops, GrayImage, Luma};
+use image::GrayImage;
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use super::{out_of_range, torch_err, Category, DetRecord, DetectionSet};
+use super::digits::{extent, ink_level, DigitBank};
+use super::{out_of_range, torch_err, AreaCounts, Category, DetRecord, DetectionSet};
 use crate::error::{DetError, Result};
 use crate::synth::SplitMix64;
 
@@ -167,110 +168,6 @@ pub struct CanvasLayout {
     pub clutter: Vec<Fragment>,
 }
 
-const SIDE: usize = 28;
-
-/// The digits of one split as bytes, with each digit's ink box (pixels > 0).
-struct DigitBank {
-    pixels: Vec<u8>,
-    labels: Vec<i64>,
-    ink: Vec<[u32; 4]>,
-}
-
-impl DigitBank {
-    fn from_tensors(images: &Tensor, labels: &Tensor) -> Result<Self> {
-        let s = images.size();
-        let n = match s.as_slice() {
-            [n, 1, 28, 28] | [n, 28, 28] => *n,
-            _ => {
-                return Err(DetError::arg(
-                    "MNIST images",
-                    "a [N, 1, 28, 28] or [N, 28, 28] tensor",
-                    format!("{s:?}"),
-                ))
-            }
-        };
-        if labels.size() != [n] {
-            return Err(DetError::arg(
-                "MNIST labels",
-                format!("a [{n}] tensor"),
-                format!("{:?}", labels.size()),
-            ));
-        }
-        if n == 0 {
-            return Err(DetError::arg("MNIST images", "at least one digit", 0));
-        }
-        let pixels = images
-            .f_to_device(tch::Device::Cpu)
-            .and_then(|t| t.f_to_kind(Kind::Float))
-            .and_then(|t| (t * 255.0).f_round())
-            .and_then(|t| t.f_clamp(0.0, 255.0))
-            .and_then(|t| t.f_to_kind(Kind::Uint8))
-            .and_then(|t| t.f_contiguous())
-            .and_then(|t| t.f_view([-1]))
-            .and_then(|t| Vec::<u8>::try_from(&t))
-            .map_err(torch_err("reading MNIST images"))?;
-        let labels = labels
-            .f_to_device(tch::Device::Cpu)
-            .and_then(|t| t.f_to_kind(Kind::Int64))
-            .and_then(|t| Vec::<i64>::try_from(&t))
-            .map_err(torch_err("reading MNIST labels"))?;
-        if let Some((i, l)) = labels
-            .iter()
-            .enumerate()
-            .find(|(_, l)| !(0..10).contains(*l))
-        {
-            return Err(DetError::arg(
-                "MNIST label",
-                "a digit 0..=9",
-                format!("{l} (digit {i})"),
-            ));
-        }
-        let ink = pixels
-            .chunks_exact(SIDE * SIDE)
-            .map(|d| extent(d, SIDE as u32, SIDE as u32, 1).unwrap_or([0, 0, 28, 28]))
-            .collect();
-        Ok(DigitBank {
-            pixels,
-            labels,
-            ink,
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Window `[x, y, w, h]` of digit `i` resampled to `size`.
-    fn render(&self, i: usize, win: [u32; 4], size: (u32, u32)) -> GrayImage {
-        let d = &self.pixels[i * SIDE * SIDE..(i + 1) * SIDE * SIDE];
-        let src = GrayImage::from_fn(win[2], win[3], |x, y| {
-            Luma([d[(win[1] + y) as usize * SIDE + (win[0] + x) as usize]])
-        });
-        imageops::resize(&src, size.0, size.1, imageops::FilterType::Triangle)
-    }
-}
-
-/// `[x0, y0, w, h]` of the pixels `>= level` of a row-major `w x h` buffer, `None` when none.
-fn extent(px: &[u8], w: u32, h: u32, level: u8) -> Option<[u32; 4]> {
-    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-    for y in 0..h {
-        for x in 0..w {
-            if px[(y * w + x) as usize] >= level {
-                x0 = x0.min(x);
-                y0 = y0.min(y);
-                x1 = x1.max(x);
-                y1 = y1.max(y);
-            }
-        }
-    }
-    (x0 != u32::MAX).then(|| [x0, y0, x1 - x0 + 1, y1 - y0 + 1])
-}
-
-/// The 8-bit level of `threshold`: a pixel `p` is ink when `p / 255 >= threshold`.
-fn ink_level(threshold: f64) -> u8 {
-    (threshold * 255.0).ceil().clamp(1.0, 255.0) as u8
-}
-
 fn hash64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -296,33 +193,6 @@ fn scaled(w: u32, h: u32, scale: f64) -> (u32, u32) {
         ((w as f64 * scale).round() as u32).max(1),
         ((h as f64 * scale).round() as u32).max(1),
     )
-}
-
-/// Box counts per COCO area range, bounds inclusive as pycocotools' (`[0, 32²]`,
-/// `[32², 96²]`, `[96², inf)`: an area of exactly 32² counts as small and medium).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AreaCounts {
-    pub small: usize,
-    pub medium: usize,
-    pub large: usize,
-    pub total: usize,
-}
-
-impl AreaCounts {
-    /// Counts the boxes of a set (box area `w * h`).
-    pub fn of(set: &dyn DetectionSet) -> Result<Self> {
-        let mut c = AreaCounts::default();
-        for i in 0..set.len() {
-            for b in &set.record(i)?.boxes {
-                let a = (b[2] - b[0]) * (b[3] - b[1]);
-                c.total += 1;
-                c.small += (a <= 1024.0) as usize;
-                c.medium += (1024.0..=9216.0).contains(&a) as usize;
-                c.large += (a >= 9216.0) as usize;
-            }
-        }
-        Ok(c)
-    }
 }
 
 /// MNIST-det canvases of one split: layouts and boxes made at construction, pixels rendered on
@@ -652,7 +522,7 @@ mod tests {
             ..cfg.clone()
         };
         assert!(MnistDet::from_digits(&x, &y, MnistSplit::Train, &bad).is_err());
-        let wrong = Tensor::zeros([10, 1, 27, 28], (Kind::Float, tch::Device::Cpu));
+        let wrong = Tensor::zeros([10, 1, 27, 28], (tch::Kind::Float, tch::Device::Cpu));
         assert!(MnistDet::from_digits(&wrong, &y, MnistSplit::Train, &cfg).is_err());
         assert!(MnistDet::from_digits(&x, &(y + 5), MnistSplit::Train, &cfg).is_err());
     }

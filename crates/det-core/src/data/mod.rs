@@ -17,6 +17,7 @@
 
 pub mod augment;
 pub mod batch;
+mod digits;
 pub mod evaluate;
 pub mod grid;
 pub mod mnist_det;
@@ -26,7 +27,7 @@ pub use augment::{AugmentConfig, HsvGains, ImageMap, Sample};
 pub use batch::{DetBatch, DetEpoch, DetLoader, DetLoaderConfig};
 pub use evaluate::{evaluate_detector, evaluate_fn, DetectionReport, ImageDetections};
 pub use grid::{draw_grid, GridItem};
-pub use mnist_det::{AreaCounts, MnistDet, MnistDetConfig, MnistSplit};
+pub use mnist_det::{MnistDet, MnistDetConfig, MnistSplit};
 pub use source::{CocoFolder, CocoFolderConfig, CrowdPolicy, DeepForestSet, VocFolder};
 
 use std::path::Path;
@@ -125,6 +126,33 @@ pub(crate) fn torch_err(context: impl Into<String>) -> impl FnOnce(tch::TchError
     move |e| DetError::Tensor {
         context,
         message: e.to_string(),
+    }
+}
+
+/// Box counts per COCO area range, bounds inclusive as pycocotools' (`[0, 32²]`,
+/// `[32², 96²]`, `[96², inf)`: an area of exactly 32² counts as small and medium).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaCounts {
+    pub small: usize,
+    pub medium: usize,
+    pub large: usize,
+    pub total: usize,
+}
+
+impl AreaCounts {
+    /// Counts the boxes of a set (box area `w * h`).
+    pub fn of(set: &dyn DetectionSet) -> Result<Self> {
+        let mut c = AreaCounts::default();
+        for i in 0..set.len() {
+            for b in &set.record(i)?.boxes {
+                let a = (b[2] - b[0]) * (b[3] - b[1]);
+                c.total += 1;
+                c.small += (a <= 1024.0) as usize;
+                c.medium += (1024.0..=9216.0).contains(&a) as usize;
+                c.large += (a >= 9216.0) as usize;
+            }
+        }
+        Ok(c)
     }
 }
 
