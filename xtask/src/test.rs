@@ -67,6 +67,10 @@ fn stage<T>(
     result.ok()
 }
 
+/// Optional libtorch features of the workspace's crates that no member enables by itself: the
+/// tests of det-core's tensor ops and detection data path run only with them.
+const TORCH_FEATURES: &str = "det-core/tch";
+
 pub fn cmd(references: bool) -> Result<()> {
     let total = Instant::now();
     let mut stages = Vec::new();
@@ -93,6 +97,8 @@ pub fn cmd(references: bool) -> Result<()> {
             "--exclude",
             "xtask",
             "--release",
+            "--features",
+            TORCH_FEATURES,
         ]))
     });
     // Tests marked #[ignore] whose names contain `parity`: they compare against PyTorch through
@@ -104,6 +110,8 @@ pub fn cmd(references: bool) -> Result<()> {
             "--exclude",
             "xtask",
             "--release",
+            "--features",
+            TORCH_FEATURES,
             "parity",
             "--",
             "--ignored",
