@@ -15,7 +15,10 @@ use det_core::data::{draw_grid, AreaCounts, DetectionSet, GridItem, MnistDet, Mn
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().ok_or("usage: mnist_det OUT_DIR [config.json]")?);
+    let out = PathBuf::from(
+        args.next()
+            .ok_or("usage: mnist_det OUT_DIR [config.json]")?,
+    );
     let cfg: MnistDetConfig = match args.next() {
         Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?)?,
         None => MnistDetConfig::default(),
