@@ -1,0 +1,18 @@
+//! Plain-Rust helpers that every crate of the workspace shares, one for each job, with no
+//! libtorch so that det-core's evaluation, rf-calc and xtask can use them too:
+//!
+//! - [`atomic`]: crash-safe file writes (temp file in the same folder, fsync, rename, fsync of
+//!   the folder), used by checkpoints, reports and weight files;
+//! - [`fonts`]: DejaVu Sans / Mono registered for plotters' `ab_glyph` text backend;
+//! - [`stats::median`];
+//! - [`pipe`]: command-line tools exit quietly when their output pipe closes
+//!   (`det-eval ... | head`).
+
+pub mod atomic;
+pub mod fonts;
+pub mod pipe;
+pub mod stats;
+
+pub use atomic::{write_atomic, AtomicFile};
+pub use fonts::register_fonts;
+pub use stats::median;
