@@ -12,6 +12,9 @@
 //! let cases = test_support::read_json(&dir.path().join("cases.json"));
 //! ```
 
+// A test-only crate: a panic with a message is how it reports a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
