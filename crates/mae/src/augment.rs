@@ -12,6 +12,7 @@ use crate::error::{MaeError, Result};
 
 /// ImageNet mean and std (torchvision / MAE `Normalize`).
 pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// ImageNet per-channel std (torchvision / MAE `Normalize`).
 pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 /// `RandomResizedCrop` + flip settings. `Default` is MAE pre-training: scale (0.2, 1), ratio
@@ -19,8 +20,11 @@ pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CropConfig {
+    /// Range of the crop's area as a fraction of the image's.
     pub scale: (f64, f64),
+    /// Range of the crop's aspect ratio (width / height), sampled log-uniformly.
     pub ratio: (f64, f64),
+    /// A horizontal flip with probability 1/2.
     pub hflip: bool,
     /// Bicubic (`interpolation=3`, the official choice) or bilinear.
     pub bicubic: bool,
@@ -38,6 +42,7 @@ impl Default for CropConfig {
 }
 
 impl CropConfig {
+    /// Checks `0 < scale.0 <= scale.1 <= 1` and `0 < ratio.0 <= ratio.1` (finite).
     pub fn validate(&self) -> Result<()> {
         let (s0, s1) = self.scale;
         let (r0, r1) = self.ratio;
@@ -100,6 +105,16 @@ fn check_batch(x: &Tensor, what: &str) -> Result<(i64, i64, i64, i64)> {
 pub fn random_resized_crop(x: &Tensor, out: (i64, i64), cfg: &CropConfig) -> Result<Tensor> {
     cfg.validate()?;
     let (n, _, h, w) = check_batch(x, "random_resized_crop input")?;
+    if out.0 < 1 || out.1 < 1 || h < 1 || w < 1 {
+        return Err(MaeError::input(
+            "random_resized_crop",
+            format!(
+                "non-empty images and an output size of at least 1x1 (got {}x{})",
+                out.0, out.1
+            ),
+            x.size(),
+        ));
+    }
     let draws = Tensor::rand([n, 41], (Kind::Double, Device::Cpu));
     let draws: Vec<f64> = Vec::<f64>::try_from(draws.flatten(0, -1))?;
     let mut theta = Vec::with_capacity(n as usize * 6);
@@ -193,10 +208,15 @@ pub fn random_erasing(x: &Tensor, p: f64) -> Result<Tensor> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MixupConfig {
+    /// Beta(a, a) parameter of mixup (0 = off).
     pub mixup_alpha: f64,
+    /// Beta(a, a) parameter of CutMix (0 = off).
     pub cutmix_alpha: f64,
+    /// Probability of mixing a batch at all.
     pub prob: f64,
+    /// Probability of CutMix instead of mixup when both are on.
     pub switch_prob: f64,
+    /// Label smoothing of the targets.
     pub label_smoothing: f64,
 }
 
@@ -212,11 +232,31 @@ impl Default for MixupConfig {
     }
 }
 
+/// Checks class labels: int64 `[n]` and at least one class.
+fn check_labels(labels: &Tensor, n: Option<i64>, classes: i64, what: &str) -> Result<()> {
+    let size = labels.size();
+    let n_ok = size.len() == 1 && n.is_none_or(|n| size[0] == n);
+    if !n_ok || labels.kind() != Kind::Int64 || classes < 1 {
+        let batch = n.map_or("N".to_owned(), |n| n.to_string());
+        return Err(MaeError::input(
+            what,
+            format!(
+                "int64 labels [{batch}] and classes >= 1 (got {:?}, {classes} classes)",
+                labels.kind()
+            ),
+            size,
+        ));
+    }
+    Ok(())
+}
+
 /// Smoothed one-hot targets `[N, classes]`: `1 - s + s/K` on the label, `s/K` elsewhere.
-pub fn smooth_one_hot(labels: &Tensor, classes: i64, smoothing: f64) -> Tensor {
+/// `labels` is int64 `[N]` with values in `[0, classes)` (a value outside is a torch error).
+pub fn smooth_one_hot(labels: &Tensor, classes: i64, smoothing: f64) -> Result<Tensor> {
+    check_labels(labels, None, classes, "smooth_one_hot labels")?;
     let off = smoothing / classes as f64;
     let on = 1.0 - smoothing + off;
-    labels.one_hot(classes).to_kind(Kind::Float) * (on - off) + off
+    Ok(labels.f_one_hot(classes)?.to_kind(Kind::Float) * (on - off) + off)
 }
 
 /// A `Beta(a, a)` draw from two Gamma draws of torch's generator.
@@ -238,7 +278,8 @@ pub fn mixup_cutmix(
     classes: i64,
     cfg: &MixupConfig,
 ) -> Result<(Tensor, Tensor, f64)> {
-    let (_, _, h, w) = check_batch(x, "mixup input")?;
+    let (n, _, h, w) = check_batch(x, "mixup input")?;
+    check_labels(labels, Some(n), classes, "mixup labels")?;
     let u: Vec<f64> = Vec::<f64>::try_from(Tensor::rand([4], (Kind::Double, Device::Cpu)))?;
     let (mut lam, mut cutmix) = (1.0, false);
     let mixup_on = cfg.mixup_alpha > 0.0;
@@ -272,16 +313,38 @@ pub fn mixup_cutmix(
     } else {
         x * lam + flipped * (1.0 - lam)
     };
-    let y1 = smooth_one_hot(labels, classes, cfg.label_smoothing);
-    let y2 = smooth_one_hot(&labels.flip([0]), classes, cfg.label_smoothing);
+    let y1 = smooth_one_hot(labels, classes, cfg.label_smoothing)?;
+    let y2 = smooth_one_hot(&labels.flip([0]), classes, cfg.label_smoothing)?;
     Ok((mixed, y1 * lam + y2 * (1.0 - lam), lam))
 }
 
-/// Cross-entropy against soft targets (timm `SoftTargetCrossEntropy`).
-pub fn soft_target_cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
-    (-targets * logits.log_softmax(-1, Kind::Float))
+/// Cross-entropy against soft targets (timm `SoftTargetCrossEntropy`): `logits` and
+/// `targets` are float `[N, K]` of one shape on one device.
+pub fn soft_target_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let size = logits.size();
+    let ok = size.len() == 2
+        && targets.size() == size
+        && logits.is_floating_point()
+        && targets.is_floating_point()
+        && logits.device() == targets.device();
+    if !ok {
+        return Err(MaeError::input(
+            "soft-target cross-entropy",
+            format!(
+                "float logits [N, K] and targets of the same shape on one device (got targets \
+                 {:?} {:?} on {:?}, logits {:?} on {:?})",
+                targets.size(),
+                targets.kind(),
+                targets.device(),
+                logits.kind(),
+                logits.device()
+            ),
+            size,
+        ));
+    }
+    Ok((-targets * logits.log_softmax(-1, Kind::Float))
         .sum_dim_intlist(-1, false, None::<Kind>)
-        .mean(None::<Kind>)
+        .mean(None::<Kind>))
 }
 
 #[cfg(test)]
@@ -290,7 +353,7 @@ mod tests {
 
     #[test]
     fn crop_params_follow_torchvision() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         let cfg = CropConfig::default();
         // u = (scale 0.5 -> 0.6 area, aspect 0.5 -> ratio 1, i 0, j 1 -> last column).
         let mut u = [0.5, 0.5, 0.0, 0.999].into_iter();
@@ -309,7 +372,7 @@ mod tests {
 
     #[test]
     fn full_crop_without_flip_is_identity_and_flip_mirrors() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         tch::manual_seed(1);
         let x = Tensor::rand([2, 3, 8, 8], (Kind::Float, Device::Cpu));
         let whole = CropConfig {
@@ -319,7 +382,7 @@ mod tests {
             bicubic: false,
         };
         let y = random_resized_crop(&x, (8, 8), &whole).unwrap();
-        assert!((&y - &x).abs().max().double_value(&[]) < 1e-5);
+        assert!(y.allclose(&x, 0.0, 1e-5, false));
         let flips = CropConfig {
             hflip: true,
             ..whole
@@ -339,7 +402,7 @@ mod tests {
 
     #[test]
     fn mixup_targets_sum_to_one_and_match_lambda() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         tch::manual_seed(2);
         let x = Tensor::rand([4, 1, 10, 10], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[0i64, 1, 2, 3]);
@@ -347,18 +410,18 @@ mod tests {
             let (m, t, lam) = mixup_cutmix(&x, &y, 5, &MixupConfig::default()).unwrap();
             assert_eq!(m.size(), x.size());
             let sums = t.sum_dim_intlist(-1, false, None::<Kind>);
-            assert!((sums - 1.0).abs().max().double_value(&[]) < 1e-6);
+            assert!(sums.allclose(&sums.ones_like(), 0.0, 1e-6, false));
             // Image 0 mixes with image 3: its label weight is lam (1 - 0.1 + 0.02 smoothing).
             let want = lam * 0.92 + (1.0 - lam) * 0.02;
-            assert!((t.double_value(&[0, 0]) - want).abs() < 1e-6);
+            test_support::assert_close(t.double_value(&[0, 0]), want, test_support::Tol::abs(1e-6));
         }
-        let t = smooth_one_hot(&y, 5, 0.0);
+        let t = smooth_one_hot(&y, 5, 0.0).unwrap();
         assert_eq!(t.sum(Kind::Float).double_value(&[]), 4.0);
     }
 
     #[test]
     fn erasing_changes_a_rectangle_only_when_drawn() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         tch::manual_seed(3);
         let x = Tensor::zeros([8, 1, 16, 16], (Kind::Float, Device::Cpu));
         assert!(random_erasing(&x, 0.0).unwrap().equal(&x));

@@ -35,6 +35,7 @@ pub struct MaeConfig {
     pub decoder_num_heads: i64,
     /// Fraction of patches removed, in (0, 1) (0.75).
     pub mask_ratio: f64,
+    /// How the removed patches are chosen (random, block or grid; paper Table 1f).
     pub masking: MaskKind,
     /// Targets are each patch's pixels normalised by that patch's mean and unbiased variance
     /// (paper Table 1d; the released checkpoints use it).
@@ -143,6 +144,7 @@ impl MaeConfig {
         })
     }
 
+    /// Every preset name [`MaeConfig::by_name`] accepts (besides the `_dec512d8b` aliases).
     pub fn preset_names() -> Vec<&'static str> {
         vec![
             "mae_vit_base_patch16",
@@ -255,7 +257,7 @@ mod tests {
 
     #[test]
     fn presets_match_the_official_models() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         for (name, (d, depth, heads, p)) in [
             ("mae_vit_base_patch16", (768, 12, 12, 16)),
             ("mae_vit_large_patch16_dec512d8b", (1024, 24, 16, 16)),
@@ -286,7 +288,7 @@ mod tests {
 
     #[test]
     fn ratio_is_checked() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         let mut c = MaeConfig::mae_vit_mini_patch4_28();
         for bad in [0.0, 1.0, -0.1, f64::NAN, 0.99] {
             c.mask_ratio = bad;
@@ -309,7 +311,7 @@ mod tests {
 
     #[test]
     fn serde_round_trip_and_unknown_fields() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         let c = MaeConfig::mae_vit_mini_patch4_32();
         let s = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<MaeConfig>(&s).unwrap(), c);

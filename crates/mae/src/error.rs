@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+/// What went wrong at one of mae's public entry points.
 #[derive(Debug, thiserror::Error)]
 pub enum MaeError {
     /// A configuration value out of range (mask ratio, decoder width, recipe settings).
@@ -10,29 +11,49 @@ pub enum MaeError {
     /// A tensor argument of the wrong shape or kind.
     #[error("{what}: expected {expected}, got shape {got:?}")]
     Input {
+        /// The argument and entry point.
         what: String,
+        /// What the entry point accepts.
         expected: String,
+        /// The shape that arrived.
         got: Vec<i64>,
     },
     /// A checkpoint that does not fit the model.
     #[error("checkpoint {path}: {message}")]
-    Checkpoint { path: PathBuf, message: String },
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What did not fit.
+        message: String,
+    },
     /// A non-finite loss: training stops before the bad update is applied.
     #[error("non-finite loss {value} at step {step} ({phase}): expected a finite loss")]
     NonFinite {
+        /// Pre-training, fine-tuning or the linear probe.
         phase: &'static str,
+        /// The optimiser step the loss belongs to.
         step: u64,
+        /// The loss.
         value: f64,
     },
     /// Writing a figure failed.
     #[error("figure {path}: {reason}")]
-    Figure { path: PathBuf, reason: String },
+    Figure {
+        /// The figure file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// An error of the vit-core encoder or decoder blocks.
     #[error(transparent)]
     ViT(#[from] vit_core::ViTError),
+    /// An error of train-kit's loop or optimiser.
     #[error(transparent)]
     Train(#[from] train_kit::TrainError),
+    /// An error of the data sets or the loader.
     #[error(transparent)]
     Data(#[from] datasets::DataError),
+    /// An error from libtorch.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
@@ -72,4 +93,5 @@ pub(crate) fn finite(loss: &tch::Tensor, step: u64, phase: &'static str) -> Resu
     }
 }
 
+/// mae's result type.
 pub type Result<T, E = MaeError> = std::result::Result<T, E>;

@@ -109,26 +109,41 @@ pub fn init_head(vs: &nn::VarStore, std: f64) {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FinetuneConfig {
+    /// Training epochs.
     pub epochs: usize,
+    /// Linear warmup of the lr, in epochs (fractions allowed).
     pub warmup_epochs: f64,
+    /// Images per micro-batch; must equal the loader's batch size.
     pub batch_size: usize,
+    /// Micro-batches per optimiser step.
     pub accum_iter: usize,
+    /// Base lr; the lr is `blr * batch_size * accum_iter / 256` unless `lr` is set.
     pub blr: f64,
+    /// An absolute lr that overrides `blr`.
     pub lr: Option<f64>,
+    /// The floor of the half-cycle cosine.
     pub min_lr: f64,
+    /// AdamW weight decay (not on 1-D tensors, `pos_embed`, `cls_token`).
     pub weight_decay: f64,
     /// 1.0 = no layer decay (training from scratch).
     pub layer_decay: f64,
+    /// Mixup / CutMix and label smoothing.
     pub mixup: MixupConfig,
     /// timm `RandomErasing` probability.
     pub reprob: f64,
+    /// `RandomResizedCrop` + flip on the device.
     pub crop: CropConfig,
     /// timm's RandAugment on the [0, 1] crops, before normalisation; `None` = off.
     pub rand_augment: Option<RandAugmentConfig>,
+    /// Per-channel normalisation mean after the crop.
     pub mean: Vec<f64>,
+    /// Per-channel normalisation std after the crop.
     pub std: Vec<f64>,
+    /// bf16 autocast (CUDA only).
     pub bf16: bool,
+    /// Gradient-norm clipping.
     pub clip_grad: Option<f64>,
+    /// Seed of the per-step generator seeding (exact resume).
     pub seed: u64,
     /// Evaluate every this many epochs (and after the last).
     pub eval_every: usize,
@@ -168,6 +183,7 @@ impl Default for FinetuneConfig {
 }
 
 impl FinetuneConfig {
+    /// Checks the recipe (crop, RandAugment, batch, accumulation, lr, decay, mixup ranges).
     pub fn validate(&self) -> Result<()> {
         self.crop.validate()?;
         if let Some(ra) = &self.rand_augment {
@@ -195,10 +211,14 @@ impl FinetuneConfig {
 
 /// What to evaluate on: tensors in memory (any device) or a loader (image folders).
 pub enum EvalSet<'a> {
+    /// Images and labels in memory.
     Tensors {
+        /// `[N, C, H, W]` in [0, 1].
         images: &'a Tensor,
+        /// int64 `[N]`.
         labels: &'a Tensor,
     },
+    /// Batches of a loader.
     Loader(&'a Loader),
 }
 
@@ -254,10 +274,13 @@ pub fn evaluate(
 /// What a fine-tuning run did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinetuneReport {
+    /// Mean loss per epoch run.
     pub epoch_loss: Vec<f64>,
     /// (epoch, top-1) after each evaluated epoch.
     pub accuracy: Vec<(usize, f64)>,
+    /// The lr after scaling by the effective batch.
     pub base_lr: f64,
+    /// Wall time of this call.
     pub seconds: f64,
     /// Micro-iteration a resumed run started at.
     #[serde(default)]
@@ -330,10 +353,7 @@ pub fn finetune(
         let (x, targets, _) = mixup_cutmix(&x, &y, vcfg.num_classes, &cfg.mixup)?;
         let x = random_erasing(&x, cfg.reprob)?;
         info.autocast(|| -> Result<Tensor> {
-            Ok(soft_target_cross_entropy(
-                &vit.forward_t(&x, true)?,
-                &targets,
-            ))
+            soft_target_cross_entropy(&vit.forward_t(&x, true)?, &targets)
         })
     };
     let evaluate_epoch = |_epoch: u64| -> Result<EvalMetrics> {

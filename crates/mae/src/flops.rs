@@ -49,6 +49,7 @@ impl MaeMacs {
         })
     }
 
+    /// The whole forward: patch embedding, encoder, decoder embedding, decoder, prediction.
     pub fn total(&self) -> i64 {
         self.patch_embed + self.encoder + self.decoder_embed + self.decoder + self.decoder_pred
     }
@@ -68,11 +69,11 @@ mod tests {
 
     #[test]
     fn vit_l_ratio_is_the_papers_3_3x() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         let cfg = MaeConfig::mae_vit_large_patch16();
         let r = mask_token_flop_ratio(&cfg, 0.75).unwrap();
         // Paper Table 1c: 3.3x. Matmul MACs give 3.23x (norms and softmax are not counted).
-        assert!((r - 3.3).abs() < 0.1, "{r}");
+        test_support::assert_close(r, 3.3, test_support::Tol::abs(0.1));
         let m = MaeMacs::of(&cfg, 0.75, false).unwrap();
         // 50 encoder tokens, 24 blocks of width 1024: 12 d^2 per token plus 2 t^2 d attention.
         assert_eq!(m.encoder, 24 * (50 * 12 * 1024 * 1024 + 2 * 50 * 50 * 1024));

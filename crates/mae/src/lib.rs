@@ -51,11 +51,3 @@ pub use visualize::{reconstruct, save_grid, Reconstruction};
 pub use weights::{
     is_decoder_name, load_encoder_into, safetensors_names, DecoderStatus, MaeLoadReport,
 };
-
-/// Unit tests that draw from torch's process-wide generator hold this, so that a test's
-/// `manual_seed` and its draws are not interleaved with another test's.
-#[cfg(test)]
-pub(crate) fn test_rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}

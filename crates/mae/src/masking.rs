@@ -36,7 +36,8 @@ pub(crate) fn check_noise(noise: &Tensor, n: i64, l: i64) -> Result<()> {
     Ok(())
 }
 
-/// Keeps the `keep` patches of lowest noise. `x` is `[N, L, D]`, `noise` `[N, L]`.
+/// Keeps the `keep` patches of lowest noise. `x` is `[N, L, D]`, `noise` `[N, L]` floating
+/// point on `x`'s device.
 pub fn mask_by_noise(x: &Tensor, noise: &Tensor, keep: i64) -> Result<Masked> {
     let size = x.size();
     if size.len() != 3 {
@@ -44,6 +45,17 @@ pub fn mask_by_noise(x: &Tensor, noise: &Tensor, keep: i64) -> Result<Masked> {
     }
     let (n, l, d) = (size[0], size[1], size[2]);
     check_noise(noise, n, l)?;
+    if noise.device() != x.device() {
+        return Err(MaeError::input(
+            "masking noise",
+            format!(
+                "[{n}, {l}] on the tokens' device {:?} (got {:?})",
+                x.device(),
+                noise.device()
+            ),
+            noise.size(),
+        ));
+    }
     if keep < 1 || keep > l {
         return Err(MaeError::Config(format!(
             "keeping {keep} of {l} patches: expected 1 to {l}"
@@ -95,6 +107,12 @@ pub fn noise(
     device: Device,
 ) -> Result<Tensor> {
     let (h, w) = grid;
+    if n < 0 || h < 1 || w < 1 {
+        return Err(MaeError::Config(format!(
+            "masking noise for {n} images on a {h}x{w} grid: expected n >= 0 and a grid of at \
+             least 1x1"
+        )));
+    }
     let l = h * w;
     let keep = check_ratio(l, ratio)?;
     let uniform = Tensor::rand([n, l], (Kind::Float, device));
@@ -185,7 +203,7 @@ mod tests {
 
     #[test]
     fn block_mask_never_overshoots_and_makes_blocks() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for target in [10usize, 98, 147] {
             let m = block_mask(14, 14, target, &mut rng);
@@ -213,7 +231,7 @@ mod tests {
 
     #[test]
     fn grid_noise_keeps_one_of_four() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         tch::manual_seed(0);
         let noise = noise(MaskKind::Grid, 2, (4, 4), 0.75, Device::Cpu).unwrap();
         let x = Tensor::zeros([2, 16, 1], (Kind::Float, Device::Cpu));

@@ -3,7 +3,7 @@
 //! removed patches. Laid out as the official `models_mae.py` so that its state_dict loads.
 
 use tch::nn::{self, Init};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 use vit_core::{pos_embed, Block, VisionTransformer};
 
 use crate::config::{check_ratio, MaeConfig};
@@ -30,10 +30,14 @@ pub struct MaeOutput {
     pub loss: Tensor,
     /// `[N, L, p * p * C]` predictions for every patch (normalised pixels under norm-pix).
     pub pred: Tensor,
+    /// `[N, L]`, 1 = removed.
     pub mask: Tensor,
+    /// `[N, L]` int64: where each patch went in the shuffled order.
     pub ids_restore: Tensor,
 }
 
+/// The masked autoencoder (Fig. 1): a ViT encoder on the visible patches, a light decoder
+/// on the encoded patches plus mask tokens, with the official state_dict names.
 #[derive(Debug)]
 pub struct MaskedAutoencoder {
     cfg: MaeConfig,
@@ -53,6 +57,13 @@ fn linear(vs: nn::Path, i: i64, o: i64) -> nn::Linear {
         ..Default::default()
     };
     nn::linear(vs, i, o, cfg)
+}
+
+/// Whether an input of kind `input` can meet weights of kind `weights`: the same kind, or a
+/// half-precision side (bf16 / f16 autocast casts per op).
+fn kinds_agree(input: Kind, weights: Kind) -> bool {
+    let half = |k: Kind| matches!(k, Kind::Half | Kind::BFloat16);
+    input == weights || half(input) || half(weights)
 }
 
 /// `xavier_uniform_` on a tensor viewed as `[fan_out, fan_in]`.
@@ -159,6 +170,7 @@ impl MaskedAutoencoder {
         }
     }
 
+    /// The configuration this model was built with.
     pub fn config(&self) -> &MaeConfig {
         &self.cfg
     }
@@ -168,6 +180,7 @@ impl MaskedAutoencoder {
         &self.encoder
     }
 
+    /// The decoder's fixed 2-D sin-cos position embedding `[1, 1 + L, decoder width]`.
     pub fn decoder_pos_embed(&self) -> &Tensor {
         &self.decoder_pos_embed
     }
@@ -227,10 +240,10 @@ impl MaskedAutoencoder {
                 filler.where_self(&m.mask.unsqueeze(-1).gt(0.5), &x)
             }
         };
-        let prefix = self.encoder.prefix_tokens(n).to_kind(patches.kind());
+        let prefix = self.encoder.prefix_tokens(n)?.to_kind(patches.kind());
         let tokens = Tensor::cat(&[prefix, patches], 1);
         Ok(EncoderOutput {
-            latent: self.encoder.forward_tokens(&tokens, train),
+            latent: self.encoder.forward_tokens(&tokens, train)?,
             mask: m.mask,
             ids_restore: m.ids_restore,
         })
@@ -238,32 +251,19 @@ impl MaskedAutoencoder {
 
     /// `decoder_embed`, mask tokens, unshuffle, fixed positions, blocks, `decoder_norm`,
     /// `decoder_pred`, class token dropped (official `forward_decoder`): `[N, L, p * p * C]`.
+    /// `latent` is the encoder's `[N, 1 + keep, D]` (D = the encoder width, 1 <= keep <= L, a
+    /// float kind on the model's device) and `ids_restore` an int64 `[N, L]` on that device
+    /// with the latent's batch and L = the patch count; anything else is a
+    /// [`MaeError::Input`] naming what arrived (an index outside [0, L) is a torch error).
     pub fn forward_decoder(
         &self,
         latent: &Tensor,
         ids_restore: &Tensor,
         train: bool,
     ) -> Result<Tensor> {
-        let l = self.cfg.num_patches();
-        let size = latent.size();
-        let n = ids_restore.size().first().copied().unwrap_or(0);
-        if size.len() != 3
-            || size[0] != n
-            || size[1] < 2
-            || size[1] > l + 1
-            || ids_restore.size() != [n, l]
-        {
-            return Err(MaeError::input(
-                "decoder input",
-                format!(
-                    "latent [N, 1 + keep, {}] with keep <= {l} and ids_restore [N, {l}]",
-                    self.cfg.encoder.embed_dim
-                ),
-                size,
-            ));
-        }
+        let (n, t) = self.check_latent(latent, ids_restore)?;
         let x = latent.apply(&self.decoder_embed);
-        let (t, dd) = (size[1], self.cfg.decoder_embed_dim);
+        let (l, dd) = (self.cfg.num_patches(), self.cfg.decoder_embed_dim);
         let x = if t == l + 1 {
             // The encoder already saw every patch in place (Table 1c variant).
             x
@@ -271,26 +271,75 @@ impl MaskedAutoencoder {
             let mask_tokens = self.mask_token.expand([n, l + 1 - t, dd], false);
             let rest = Tensor::cat(&[x.narrow(1, 1, t - 1), mask_tokens], 1);
             let index = ids_restore.unsqueeze(-1).expand([n, l, dd], false);
-            let rest = rest.gather(1, &index, false);
+            let rest = rest.f_gather(1, &index, false)?;
             Tensor::cat(&[x.narrow(1, 0, 1), rest], 1)
         };
         let mut x = x + &self.decoder_pos_embed;
         for block in &self.decoder_blocks {
-            x = block.forward_t(&x, train);
+            x = block.forward_t(&x, train)?;
         }
         Ok(x.apply(&self.decoder_norm)
             .apply(&self.decoder_pred)
             .narrow(1, 1, l))
     }
 
+    /// Checks [`MaskedAutoencoder::forward_decoder`]'s inputs; returns the batch and the
+    /// latent's length `1 + keep`.
+    fn check_latent(&self, latent: &Tensor, ids_restore: &Tensor) -> Result<(i64, i64)> {
+        let l = self.cfg.num_patches();
+        let d = self.cfg.encoder.embed_dim;
+        let device = self.device();
+        let weights = self.mask_token.kind();
+        let size = latent.size();
+        let ok = size.len() == 3
+            && size[1] >= 2
+            && size[1] <= l + 1
+            && size[2] == d
+            && latent.is_floating_point()
+            && kinds_agree(latent.kind(), weights)
+            && latent.device() == device;
+        if !ok {
+            return Err(MaeError::input(
+                "decoder latent",
+                format!(
+                    "[N, 1 + keep, {d}] with 1 <= keep <= {l}, of kind {weights:?} (or an \
+                     autocast half kind) on {device:?} (got {:?} on {:?})",
+                    latent.kind(),
+                    latent.device()
+                ),
+                size,
+            ));
+        }
+        let n = size[0];
+        let ids = ids_restore.size();
+        if ids != [n, l] || ids_restore.kind() != Kind::Int64 || ids_restore.device() != device {
+            return Err(MaeError::input(
+                "decoder ids_restore",
+                format!(
+                    "[{n}, {l}] int64 on {device:?}: the latent's batch, one index per patch \
+                     (got {:?} on {:?})",
+                    ids_restore.kind(),
+                    ids_restore.device()
+                ),
+                ids,
+            ));
+        }
+        Ok((n, size[1]))
+    }
+
+    /// The device of the model's weights.
+    fn device(&self) -> Device {
+        self.mask_token.device()
+    }
+
     /// The target patches: pixels, or per-patch normalised pixels under `norm_pix_loss`.
     pub fn target(&self, imgs: &Tensor) -> Result<Tensor> {
         let target = patchify(imgs, self.cfg.encoder.patch_size)?;
-        Ok(if self.cfg.norm_pix_loss {
+        if self.cfg.norm_pix_loss {
             norm_pix(&target)
         } else {
-            target
-        })
+            Ok(target)
+        }
     }
 
     /// Mean over removed patches of the per-patch MSE (official `forward_loss`).
@@ -298,10 +347,19 @@ impl MaskedAutoencoder {
         self.check_images(imgs)?;
         let target = self.target(imgs)?;
         let (n, l) = (target.size()[0], target.size()[1]);
-        if pred.size() != target.size() || mask.size() != [n, l] {
+        let device = imgs.device();
+        let on_device = pred.device() == device && mask.device() == device;
+        if pred.size() != target.size() || mask.size() != [n, l] || !on_device {
             return Err(MaeError::input(
                 "prediction and mask",
-                format!("pred {:?} and mask [{n}, {l}]", target.size()),
+                format!(
+                    "pred {:?} and mask [{n}, {l}] on the images' device {device:?} (got mask {:?} \
+                     on {:?}, pred on {:?})",
+                    target.size(),
+                    mask.size(),
+                    mask.device(),
+                    pred.device()
+                ),
                 pred.size(),
             ));
         }

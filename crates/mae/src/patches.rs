@@ -31,7 +31,8 @@ pub fn patchify(imgs: &Tensor, p: i64) -> Result<Tensor> {
 pub fn unpatchify(x: &Tensor, p: i64, channels: i64, grid: (i64, i64)) -> Result<Tensor> {
     let size = x.size();
     let (h, w) = grid;
-    if size.len() != 3 || size[1] != h * w || size[2] != p * p * channels {
+    let positive = p > 0 && channels > 0 && h > 0 && w > 0;
+    if !positive || size.len() != 3 || size[1] != h * w || size[2] != p * p * channels {
         return Err(MaeError::input(
             "unpatchify",
             format!(
@@ -48,34 +49,66 @@ pub fn unpatchify(x: &Tensor, p: i64, channels: i64, grid: (i64, i64)) -> Result
         .reshape([n, channels, h * p, w * p]))
 }
 
+/// Checks `[N, L, P]` floating-point patches with P >= 2 (the unbiased variance needs two
+/// values).
+fn check_patches(patches: &Tensor, what: &str) -> Result<()> {
+    let size = patches.size();
+    if size.len() != 3 || size[2] < 2 || !patches.is_floating_point() {
+        return Err(MaeError::input(
+            what,
+            format!(
+                "patches [N, L, P] with P >= 2, floating point (got {:?})",
+                patches.kind()
+            ),
+            size,
+        ));
+    }
+    Ok(())
+}
+
 /// Per-patch mean and unbiased variance of `[N, L, P]` patches, each `[N, L, 1]`.
-pub fn patch_stats(patches: &Tensor) -> (Tensor, Tensor) {
+pub fn patch_stats(patches: &Tensor) -> Result<(Tensor, Tensor)> {
+    check_patches(patches, "patch_stats")?;
     let mean = patches.mean_dim(-1, true, None::<Kind>);
     let var = patches.var_dim(-1, true, true);
-    (mean, var)
+    Ok((mean, var))
 }
 
 /// The norm-pix target: `(x - mean) / sqrt(var + 1e-6)` per patch.
-pub fn norm_pix(patches: &Tensor) -> Tensor {
-    let (mean, var) = patch_stats(patches);
-    (patches - mean) / (var + NORM_PIX_EPS).sqrt()
+pub fn norm_pix(patches: &Tensor) -> Result<Tensor> {
+    let (mean, var) = patch_stats(patches)?;
+    Ok((patches - mean) / (var + NORM_PIX_EPS).sqrt())
 }
 
 /// Undoes [`norm_pix`] with the statistics of `reference` patches (for display: each
 /// predicted patch is rescaled with the mean and variance of the true patch at its place).
-pub fn denorm_pix(pred: &Tensor, reference: &Tensor) -> Tensor {
-    let (mean, var) = patch_stats(reference);
-    pred * (var + NORM_PIX_EPS).sqrt() + mean
+/// `pred` and `reference` are `[N, L, P]` of the same shape on the same device.
+pub fn denorm_pix(pred: &Tensor, reference: &Tensor) -> Result<Tensor> {
+    let (mean, var) = patch_stats(reference)?;
+    if pred.size() != reference.size() || pred.device() != reference.device() {
+        return Err(MaeError::input(
+            "denorm_pix prediction",
+            format!(
+                "{:?} on {:?}, the reference patches' shape and device (got {:?})",
+                reference.size(),
+                reference.device(),
+                pred.device()
+            ),
+            pred.size(),
+        ));
+    }
+    Ok(pred * (var + NORM_PIX_EPS).sqrt() + mean)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::Device;
+    use test_support::{assert_close, Tol};
 
     #[test]
     fn patchify_order_and_inverse() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         // 1 image, 2 channels, 4x6 pixels, patch 2: a 2x3 grid of 8-value patches.
         let x = Tensor::arange(48, (Kind::Float, Device::Cpu)).view([1, 2, 4, 6]);
         let p = patchify(&x, 2).unwrap();
@@ -92,13 +125,21 @@ mod tests {
 
     #[test]
     fn norm_pix_uses_unbiased_variance() {
-        let _rng = crate::test_rng_lock();
+        let _rng = test_support::rng_lock();
         let p = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 6.0]).view([1, 1, 4]);
         // mean 3, unbiased var (4 + 1 + 0 + 9) / 3 = 14/3.
-        let n = norm_pix(&p);
+        let n = norm_pix(&p).unwrap();
         let want = -2.0 / (14.0f64 / 3.0 + 1e-6).sqrt();
-        assert!((n.double_value(&[0, 0, 0]) - want).abs() < 1e-6);
-        let back = denorm_pix(&n, &p);
-        assert!((back - &p).abs().max().double_value(&[]) < 1e-5);
+        assert_close(n.double_value(&[0, 0, 0]), want, Tol::abs(1e-6));
+        let back = denorm_pix(&n, &p).unwrap();
+        assert!(back.allclose(&p, 0.0, 1e-5, false));
+        // Bad patches are errors naming what arrived.
+        let e = norm_pix(&p.view([4])).unwrap_err().to_string();
+        assert!(e.contains("[N, L, P]") && e.contains("[4]"), "{e}");
+        assert!(norm_pix(&p.narrow(2, 0, 1)).is_err());
+        assert!(norm_pix(&p.to_kind(Kind::Int64)).is_err());
+        let e = denorm_pix(&n.view([1, 2, 2]), &p).unwrap_err().to_string();
+        assert!(e.contains("[1, 1, 4]") && e.contains("[1, 2, 2]"), "{e}");
+        assert!(unpatchify(&p, 0, 1, (1, 1)).is_err());
     }
 }

@@ -23,6 +23,7 @@ use crate::model::MaskedAutoencoder;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PretrainConfig {
+    /// Pre-training epochs.
     pub epochs: usize,
     /// Fractional epochs are allowed (short runs); the official value is an integer.
     pub warmup_epochs: f64,
@@ -32,22 +33,29 @@ pub struct PretrainConfig {
     pub accum_iter: usize,
     /// Base lr; the lr is `blr * batch_size * accum_iter / 256` unless `lr` is set.
     pub blr: f64,
+    /// An absolute lr that overrides `blr`.
     pub lr: Option<f64>,
+    /// The floor of the half-cycle cosine.
     pub min_lr: f64,
+    /// AdamW weight decay (0.05 in the paper).
     pub weight_decay: f64,
+    /// AdamW betas ((0.9, 0.95) in the paper).
     pub betas: (f64, f64),
     /// Decay `cls_token` / `mask_token` too. The official code does (timm `add_weight_decay`
     /// without a skip list only spares 1-D tensors and biases); `false` spares them (timm's
     /// `no_weight_decay` rule, which the issue asks for).
     pub decay_tokens: bool,
+    /// `RandomResizedCrop` + flip on the device.
     pub crop: CropConfig,
     /// Per-channel normalisation after the crop (the loss sees normalised pixels too).
     pub mean: Vec<f64>,
+    /// Per-channel normalisation std.
     pub std: Vec<f64>,
     /// bf16 autocast (CUDA only; the CPU stays float32).
     pub bf16: bool,
     /// Gradient-norm clipping (the official pre-training has none).
     pub clip_grad: Option<f64>,
+    /// Seed of the per-step generator seeding (exact resume).
     pub seed: u64,
     /// Checkpoint every this many optimiser steps (and at each epoch end); 0 = epoch ends only.
     pub checkpoint_every: usize,
@@ -81,10 +89,12 @@ impl Default for PretrainConfig {
 }
 
 impl PretrainConfig {
+    /// Images per optimiser step, `batch_size * accum_iter`.
     pub fn effective_batch(&self) -> usize {
         self.batch_size * self.accum_iter
     }
 
+    /// Checks the recipe (crop, batch, accumulation, lr, warmup, normalisation).
     pub fn validate(&self) -> Result<()> {
         self.crop.validate()?;
         let bad = |m: String| Err(MaeError::Config(m));
@@ -124,9 +134,13 @@ pub struct PretrainReport {
     pub iters: u64,
     /// Micro-iteration a resumed run started at.
     pub resumed_at: Option<u64>,
+    /// Optimiser steps taken in this call.
     pub optimizer_steps: i64,
+    /// The lr after scaling by the effective batch.
     pub base_lr: f64,
+    /// Wall time of this call.
     pub seconds: f64,
+    /// Training images per second.
     pub images_per_s: f64,
     /// Whether `stop_after` ended the run early.
     pub stopped_early: bool,
@@ -240,6 +254,7 @@ pub struct SyntheticStep {
 }
 
 impl SyntheticStep {
+    /// A model of `cfg` on `device` and a fixed batch of `batch` random images.
     pub fn new(cfg: &MaeConfig, device: Device, batch: i64, bf16: bool) -> Result<Self> {
         let vs = nn::VarStore::new(device);
         let model = MaskedAutoencoder::new(&vs.root(), cfg)?;

@@ -26,15 +26,25 @@ use train_kit::scaled_lr;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeConfig {
+    /// Training epochs of the head.
     pub epochs: usize,
+    /// Linear warmup of the lr, in epochs.
     pub warmup_epochs: f64,
+    /// Features per step.
     pub batch_size: usize,
+    /// Base lr; the lr is `blr * batch_size / 256` unless `lr` is set.
     pub blr: f64,
+    /// An absolute lr that overrides `blr`.
     pub lr: Option<f64>,
+    /// The floor of the half-cycle cosine.
     pub min_lr: f64,
+    /// LARS weight decay (0 in the official probe).
     pub weight_decay: f64,
+    /// LARS momentum.
     pub momentum: f64,
+    /// LARS trust coefficient.
     pub trust_coefficient: f64,
+    /// Seed of the head's init and the shuffling.
     pub seed: u64,
 }
 
@@ -72,7 +82,20 @@ pub fn extract_features(
             vit.config().num_classes
         )));
     }
-    let n = images.size()[0];
+    let e = &vit.config();
+    let size = images.size();
+    if size.len() != 4 || size[1] != e.in_chans || !images.is_floating_point() {
+        return Err(MaeError::input(
+            "feature extraction images",
+            format!(
+                "[N, {}, H, W] floating point in [0, 1] (got {:?})",
+                e.in_chans,
+                images.kind()
+            ),
+            size,
+        ));
+    }
+    let n = size[0];
     let mut out = Vec::new();
     tch::no_grad(|| -> Result<()> {
         for start in (0..n).step_by(batch.max(1) as usize) {
@@ -90,7 +113,9 @@ pub fn extract_features(
 pub struct ProbeReport {
     /// Test accuracy after each epoch.
     pub test_accuracy: Vec<f64>,
+    /// Test accuracy after the last epoch.
     pub final_accuracy: f64,
+    /// The lr after scaling by the batch.
     pub base_lr: f64,
 }
 
@@ -98,9 +123,12 @@ pub struct ProbeReport {
 pub struct ProbeHead {
     bn: nn::BatchNorm,
     fc: nn::Linear,
+    dim: i64,
 }
 
 impl ProbeHead {
+    /// A head for `dim`-wide features and `classes` classes (Linear init N(0, 0.01), as the
+    /// official probe's `trunc_normal_(std=0.01)`).
     pub fn new(vs: &nn::Path, dim: i64, classes: i64) -> Self {
         let bn_cfg = nn::BatchNormConfig {
             affine: false,
@@ -118,21 +146,44 @@ impl ProbeHead {
             bias: true,
         };
         let fc = nn::linear(vs / "head" / 1, dim, classes, fc_cfg);
-        Self { bn, fc }
+        Self { bn, fc, dim }
     }
 
-    pub fn forward_t(&self, features: &Tensor, train: bool) -> Tensor {
-        self.bn.forward_t(features, train).apply(&self.fc)
+    /// Logits `[N, classes]` of features `[N, D]` (float, on the head's device; N >= 2 in
+    /// training, as BatchNorm needs).
+    pub fn forward_t(&self, features: &Tensor, train: bool) -> Result<Tensor> {
+        let size = features.size();
+        let device = self.fc.ws.device();
+        let least = if train { 2 } else { 0 };
+        let ok = size.len() == 2
+            && size[0] >= least
+            && size[1] == self.dim
+            && features.is_floating_point()
+            && features.device() == device;
+        if !ok {
+            return Err(MaeError::input(
+                "probe head features",
+                format!(
+                    "float [N >= {least}, {}] on {device:?} (got {:?} on {:?})",
+                    self.dim,
+                    features.kind(),
+                    features.device()
+                ),
+                size,
+            ));
+        }
+        Ok(self.bn.forward_t(features, train).apply(&self.fc))
     }
 }
 
-fn accuracy(head: &ProbeHead, feats: &Tensor, labels: &Tensor) -> f64 {
+fn accuracy(head: &ProbeHead, feats: &Tensor, labels: &Tensor) -> Result<f64> {
     tch::no_grad(|| {
-        let pred = head.forward_t(feats, false).argmax(-1, false);
-        pred.eq_tensor(labels)
+        let pred = head.forward_t(feats, false)?.argmax(-1, false);
+        Ok(pred
+            .eq_tensor(labels)
             .to_kind(Kind::Float)
             .mean(Kind::Float)
-            .double_value(&[])
+            .double_value(&[]))
     })
 }
 
@@ -145,10 +196,32 @@ pub fn linear_probe(
 ) -> Result<ProbeReport> {
     let (x, y) = train;
     let size = x.size();
-    if size.len() != 2 || y.size() != [size[0]] || test.0.size().get(1) != size.get(1) {
+    let test_size = test.0.size();
+    let int64 = |t: &Tensor| t.kind() == Kind::Int64;
+    let ok = size.len() == 2
+        && size[0] >= 1
+        && x.is_floating_point()
+        && y.size() == [size[0]]
+        && int64(y)
+        && test_size.len() == 2
+        && test_size[1] == size[1]
+        && test.0.is_floating_point()
+        && test.1.size() == [test_size[0]]
+        && int64(test.1)
+        && y.device() == x.device()
+        && classes >= 1;
+    if !ok {
         return Err(MaeError::input(
             "probe features",
-            "train [N, D] with labels [N] and test [M, D]",
+            format!(
+                "float train [N >= 1, D] with int64 labels [N] on its device, float test \
+                 [M, D] with int64 labels [M], classes >= 1 (got test {test_size:?}, labels \
+                 {:?} {:?} and {:?} {:?}, {classes} classes)",
+                y.size(),
+                y.kind(),
+                test.1.size(),
+                test.1.kind()
+            ),
             size,
         ));
     }
@@ -193,7 +266,7 @@ pub fn linear_probe(
         for i in 0..ipe {
             let step = epoch * ipe + i;
             let idx = perm.narrow(0, i as i64 * batch, batch);
-            let logits = head.forward_t(&x.index_select(0, &idx), true);
+            let logits = head.forward_t(&x.index_select(0, &idx), true)?;
             let loss = logits.cross_entropy_for_logits(&y.index_select(0, &idx));
             finite(&loss, step as u64, "linear probe")?;
             loss.f_backward()?;
@@ -201,7 +274,7 @@ pub fn linear_probe(
             lars.step()?;
             lars.zero_grad();
         }
-        report.test_accuracy.push(accuracy(&head, &tx, &ty));
+        report.test_accuracy.push(accuracy(&head, &tx, &ty)?);
     }
     report.final_accuracy = *report.test_accuracy.last().unwrap_or(&0.0);
     Ok(report)
@@ -210,12 +283,19 @@ pub fn linear_probe(
 /// Labelled images (`[N, C, H, W]` in [0, 1]) for [`probe_checkpoint`], with the
 /// normalisation the encoder was trained with.
 pub struct ProbeData<'a> {
+    /// Training images `[N, C, H, W]` in [0, 1].
     pub train_images: &'a Tensor,
+    /// Their int64 labels `[N]`.
     pub train_labels: &'a Tensor,
+    /// Test images `[M, C, H, W]` in [0, 1].
     pub test_images: &'a Tensor,
+    /// Their int64 labels `[M]`.
     pub test_labels: &'a Tensor,
+    /// Number of classes.
     pub classes: i64,
+    /// Per-channel normalisation mean.
     pub mean: &'a [f64],
+    /// Per-channel normalisation std.
     pub std: &'a [f64],
 }
 

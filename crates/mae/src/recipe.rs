@@ -37,7 +37,9 @@ pub struct ImageNetRun {
     pub out_dir: PathBuf,
     /// An encoder checkpoint to fine-tune instead of pre-training here.
     pub pretrained: Option<PathBuf>,
+    /// Where the model trains.
     pub device: Device,
+    /// Seed of both stages.
     pub seed: u64,
 }
 
@@ -47,14 +49,19 @@ pub struct ImageNetRun {
 pub struct Recipe {
     /// The MAE; fine-tuning builds its classifier from `model.encoder`.
     pub model: MaeConfig,
+    /// The pre-training stage.
     pub pretrain: PretrainConfig,
+    /// The fine-tuning stage.
     pub finetune: FinetuneConfig,
+    /// Classes of the fine-tuned classifier.
     pub num_classes: i64,
+    /// Drop-path rate of the fine-tuned classifier.
     pub drop_path: f64,
     /// Training images are stretched to this square before the crop on the device.
     pub train_decode: u32,
     /// Validation: `Resize(eval_resize)` (aspect kept) then `CenterCrop` to the model's size.
     pub eval_resize: u32,
+    /// Images per evaluation batch.
     pub eval_batch: usize,
     /// File name of the pre-trained weights in `out_dir`.
     pub pretrained_name: String,
@@ -93,7 +100,9 @@ impl Recipe {
 /// What the recipe produced.
 #[derive(Debug, Clone)]
 pub struct ImageNetResult {
+    /// The fine-tuning run.
     pub finetune: FinetuneReport,
+    /// The pre-trained weights it started from.
     pub pretrained: PathBuf,
 }
 

@@ -13,9 +13,13 @@ use crate::patches::{denorm_pix, patchify, unpatchify};
 /// The four panels of each image, `[N, C, H, W]` in display range [0, 1].
 #[derive(Debug)]
 pub struct Reconstruction {
+    /// The input images.
     pub original: Tensor,
+    /// The input with the removed patches shown as the mean colour.
     pub masked: Tensor,
+    /// The decoder's prediction of every patch.
     pub reconstruction: Tensor,
+    /// The prediction with the visible patches pasted back.
     pub pasted: Tensor,
     /// The loss of this forward.
     pub loss: f64,
@@ -40,7 +44,7 @@ pub fn reconstruct(
     let out = tch::no_grad(|| model.forward_masked(imgs, mask_ratio, noise, false))?;
     let pred = out.pred.to_kind(Kind::Float);
     let pred = if cfg.norm_pix_loss {
-        denorm_pix(&pred, &patchify(&imgs.to_kind(Kind::Float), p)?)
+        denorm_pix(&pred, &patchify(&imgs.to_kind(Kind::Float), p)?)?
     } else {
         pred
     };
@@ -78,16 +82,30 @@ pub fn reconstruct(
 }
 
 /// Writes the panels as a PNG: one row per image, four columns, each tile scaled up `scale`
-/// times (nearest) with a 2-pixel white gap.
+/// times (nearest) with a 2-pixel white gap, written atomically ([`cvlab_util::AtomicFile`]).
+/// The four panels must be `[N, C, H, W]` of one shape with C = 1 or 3 (float; as
+/// [`reconstruct`] makes them).
 pub fn save_grid(r: &Reconstruction, path: &Path, scale: u32) -> Result<()> {
     let size = r.original.size();
+    let panels = [&r.original, &r.masked, &r.reconstruction, &r.pasted];
+    let ok = size.len() == 4
+        && (size[1] == 1 || size[1] == 3)
+        && panels
+            .iter()
+            .all(|p| p.size() == size && p.is_floating_point());
+    if !ok {
+        return Err(MaeError::input(
+            "reconstruction panels",
+            "four float [N, C, H, W] panels of one shape with C = 1 or 3",
+            size,
+        ));
+    }
     let (n, c, h, w) = (size[0], size[1], size[2], size[3]);
     let scale = scale.max(1);
     let gap = 2u32;
     let (th, tw) = (h as u32 * scale, w as u32 * scale);
     let (width, height) = (4 * tw + 5 * gap, n as u32 * th + (n as u32 + 1) * gap);
     let mut img = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
-    let panels = [&r.original, &r.masked, &r.reconstruction, &r.pasted];
     for (col, panel) in panels.iter().enumerate() {
         let data: Vec<f32> = Vec::<f32>::try_from(
             panel
@@ -115,8 +133,12 @@ pub fn save_grid(r: &Reconstruction, path: &Path, scale: u32) -> Result<()> {
             }
         }
     }
-    img.save(path).map_err(|e| MaeError::Figure {
+    let fail = |reason: String| MaeError::Figure {
         path: path.into(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let file = cvlab_util::AtomicFile::new(path).map_err(|e| fail(e.to_string()))?;
+    img.save_with_format(file.tmp_path(), image::ImageFormat::Png)
+        .map_err(|e| fail(e.to_string()))?;
+    file.commit().map_err(|e| fail(e.to_string()))
 }

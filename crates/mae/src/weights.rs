@@ -16,6 +16,7 @@ use crate::model::MaskedAutoencoder;
 /// Whether a checkpoint had the decoder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecoderStatus {
+    /// Every decoder tensor came from the file.
     Loaded,
     /// Encoder-only checkpoint: these decoder tensors keep their initial values (fine for
     /// fine-tuning or probing; reconstructions need a trained decoder).
@@ -25,7 +26,9 @@ pub enum DecoderStatus {
 /// What [`MaskedAutoencoder::load_safetensors`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MaeLoadReport {
+    /// What vit-core's loader did, tensor by tensor.
     pub report: LoadReport,
+    /// Whether the decoder was in the file.
     pub decoder: DecoderStatus,
 }
 

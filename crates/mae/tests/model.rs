@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use mae::{DecoderStatus, MaeConfig, MaeError, MaskKind, MaskedAutoencoder};
 use tch::{nn, Device, Kind, Tensor};
+use test_support::{assert_close, Tol};
 
 mod common;
 
@@ -24,7 +25,7 @@ fn images(n: i64) -> Tensor {
 
 #[test]
 fn ids_restore_inverts_ids_shuffle_and_keep_is_exact() {
-    let _rng = common::rng_lock();
+    let _rng = test_support::rng_lock();
     tch::manual_seed(0);
     let x = Tensor::randn([5, 49, 8], (Kind::Float, Device::Cpu));
     for (ratio, keep) in [(0.75, 12), (0.5, 24), (0.9, 4), (0.25, 36)] {
@@ -63,7 +64,7 @@ fn ids_restore_inverts_ids_shuffle_and_keep_is_exact() {
 
 #[test]
 fn loss_ignores_visible_patches_and_sees_removed_ones() {
-    let _rng = common::rng_lock();
+    let _rng = test_support::rng_lock();
     for norm_pix in [false, true] {
         tch::manual_seed(1);
         let mut cfg = tiny();
@@ -77,7 +78,11 @@ fn loss_ignores_visible_patches_and_sees_removed_ones() {
                 .unwrap()
                 .double_value(&[])
         };
-        assert!((loss_with(&x, &out.pred) - out.loss.double_value(&[])).abs() < 1e-6);
+        assert_close(
+            loss_with(&x, &out.pred),
+            out.loss.double_value(&[]),
+            Tol::abs(1e-6),
+        );
         // A fixed prediction far from zero: every norm-pix target has mean 0 and variance 1, so
         // against a near-zero prediction (a fresh model's) any target would cost about the same.
         let n = out.pred.numel() as i64;
@@ -125,7 +130,7 @@ fn loss_ignores_visible_patches_and_sees_removed_ones() {
 
 #[test]
 fn official_names_fixed_embeddings_and_init() {
-    let _rng = common::rng_lock();
+    let _rng = test_support::rng_lock();
     tch::manual_seed(2);
     let cfg = tiny();
     let (vs, _model) = build(&cfg);
@@ -172,7 +177,7 @@ fn official_names_fixed_embeddings_and_init() {
 
 #[test]
 fn encoder_with_mask_tokens_sees_every_patch() {
-    let _rng = common::rng_lock();
+    let _rng = test_support::rng_lock();
     tch::manual_seed(3);
     let mut cfg = tiny();
     cfg.encoder_mask_tokens = true;
@@ -192,7 +197,7 @@ fn encoder_with_mask_tokens_sees_every_patch() {
 
 #[test]
 fn bad_inputs_are_errors_naming_the_problem() {
-    let _rng = common::rng_lock();
+    let _rng = test_support::rng_lock();
     let cfg = tiny();
     let (_vs, model) = build(&cfg);
     let err = |e: MaeError| e.to_string();
@@ -248,7 +253,7 @@ fn save_filtered(vs: &nn::VarStore, path: &std::path::Path, keep: impl Fn(&str) 
 
 #[test]
 fn checkpoints_full_encoder_only_and_broken() {
-    let _rng = common::rng_lock();
+    let _rng = test_support::rng_lock();
     tch::manual_seed(4);
     let cfg = tiny();
     let (vs, model) = build(&cfg);
@@ -319,7 +324,7 @@ fn checkpoints_full_encoder_only_and_broken() {
 
 #[test]
 fn reconstruction_panels_paste_visible_patches_back() {
-    let _rng = common::rng_lock();
+    let _rng = test_support::rng_lock();
     tch::manual_seed(5);
     let mut cfg = tiny();
     cfg.norm_pix_loss = true;
@@ -328,7 +333,7 @@ fn reconstruction_panels_paste_visible_patches_back() {
     let (mean, std) = ([0.5; 3], [0.25; 3]);
     let r = mae::reconstruct(&model, &x, 0.75, None, &mean, &std).unwrap();
     let shown = |t: &Tensor| (t * 0.25 + 0.5).clamp(0.0, 1.0);
-    assert!((&r.original - shown(&x)).abs().max().double_value(&[]) < 1e-6);
+    assert!(r.original.allclose(&shown(&x), 0.0, 1e-6, false));
     // Visible pixels of `pasted` are the original's; masked pixels of `masked` are the mean.
     let diff = (&r.pasted - &r.original)
         .abs()
@@ -348,7 +353,7 @@ fn reconstruction_panels_paste_visible_patches_back() {
 
 #[test]
 fn double_precision_forward_runs() {
-    let _rng = common::rng_lock();
+    let _rng = test_support::rng_lock();
     tch::manual_seed(6);
     let cfg = tiny();
     let mut vs = nn::VarStore::new(Device::Cpu);
@@ -362,4 +367,183 @@ fn double_precision_forward_runs() {
     );
     let named: HashMap<String, Tensor> = vs.variables();
     assert_eq!(named["mask_token"].kind(), Kind::Double);
+}
+
+#[test]
+fn bad_tensors_are_errors_not_panics() {
+    let _rng = test_support::rng_lock();
+    tch::manual_seed(7);
+    let cfg = tiny();
+    let (_vs, model) = build(&cfg);
+    let cpu = |shape: &[i64], kind: Kind| Tensor::zeros(shape, (kind, Device::Cpu));
+    let says = |r: mae::Result<Tensor>, parts: &[&str]| {
+        let e = r.expect_err("a bad input must be an error").to_string();
+        assert!(
+            parts.iter().all(|p| e.contains(p)),
+            "{e} (wanted {parts:?})"
+        );
+    };
+    // The decoder: latent width = the encoder's, ids_restore int64 [N, L] of the latent's batch.
+    let enc = model
+        .forward_encoder(&images(2), 0.75, None, false)
+        .unwrap();
+    assert_eq!(
+        model
+            .forward_decoder(&enc.latent, &enc.ids_restore, false)
+            .unwrap()
+            .size(),
+        [2, 16, 48]
+    );
+    let wide = cpu(&[2, 5, 16], Kind::Float);
+    says(
+        model.forward_decoder(&wide, &enc.ids_restore, false),
+        &["latent", "32]", "[2, 5, 16]"],
+    );
+    let ints = cpu(&[2, 5, 32], Kind::Int64);
+    says(
+        model.forward_decoder(&ints, &enc.ids_restore, false),
+        &["latent", "Int64"],
+    );
+    let long = cpu(&[2, 18, 32], Kind::Float);
+    says(
+        model.forward_decoder(&long, &enc.ids_restore, false),
+        &["keep <= 16", "[2, 18, 32]"],
+    );
+    let ids = &enc.ids_restore;
+    says(
+        model.forward_decoder(&enc.latent, &ids.to_kind(Kind::Float), false),
+        &["ids_restore", "int64", "Float"],
+    );
+    says(
+        model.forward_decoder(&enc.latent, &ids.narrow(1, 0, 15), false),
+        &["ids_restore", "[2, 16]", "[2, 15]"],
+    );
+    says(
+        model.forward_decoder(&enc.latent, &ids.narrow(0, 0, 1), false),
+        &["ids_restore", "[2, 16]", "[1, 16]"],
+    );
+    // An index outside [0, L) is libtorch's error, not a panic.
+    let out_of_range = ids.ones_like() * 99;
+    assert!(model
+        .forward_decoder(&enc.latent, &out_of_range, false)
+        .is_err());
+    // The loss: prediction and mask shapes.
+    let x = images(2);
+    let pred = cpu(&[2, 16, 48], Kind::Float);
+    says(
+        model.forward_loss(&x, &pred.narrow(1, 0, 8), &enc.mask),
+        &["pred", "[2, 16, 48]"],
+    );
+    says(
+        model.forward_loss(&x, &pred, &enc.mask.narrow(1, 0, 8)),
+        &["mask [2, 16]", "[2, 8]"],
+    );
+    // Masking: tokens [N, L, D], noise [N, L] float; noise of a bad grid.
+    let tokens = cpu(&[2, 16, 8], Kind::Float);
+    let noise = Tensor::rand([2, 16], (Kind::Float, Device::Cpu));
+    assert!(mae::masking::mask_by_noise(&tokens.view([32, 8]), &noise, 4).is_err());
+    assert!(mae::masking::mask_by_noise(&tokens, &noise.to_kind(Kind::Int64), 4).is_err());
+    assert!(mae::masking::mask_by_noise(&tokens, &noise, 17).is_err());
+    for (n, grid) in [(-1, (4, 4)), (2, (0, 4)), (2, (4, -1))] {
+        assert!(mae::masking::noise(MaskKind::Random, n, grid, 0.75, Device::Cpu).is_err());
+    }
+    // Patches.
+    says(
+        mae::patchify(&cpu(&[3, 16, 16], Kind::Float), 4),
+        &["patchify", "[3, 16, 16]"],
+    );
+    says(
+        mae::unpatchify(&pred, 4, 3, (4, 3)),
+        &["unpatchify", "[2, 16, 48]"],
+    );
+    says(
+        mae::patches::norm_pix(&cpu(&[16, 48], Kind::Float)),
+        &["[N, L, P]", "[16, 48]"],
+    );
+    // Augmentations and losses.
+    use mae::augment::{
+        mixup_cutmix, random_resized_crop, smooth_one_hot, soft_target_cross_entropy,
+    };
+    let crop = mae::augment::CropConfig::default();
+    says(
+        random_resized_crop(&x, (0, 8), &crop),
+        &["random_resized_crop", "0x8"],
+    );
+    says(
+        random_resized_crop(&x.view([6, 16, 16]), (8, 8), &crop),
+        &["[N, C, H, W]", "[6, 16, 16]"],
+    );
+    let labels = Tensor::from_slice(&[0i64, 3]);
+    says(
+        smooth_one_hot(&labels.to_kind(Kind::Float), 5, 0.1),
+        &["int64", "Float"],
+    );
+    says(
+        smooth_one_hot(&labels, 0, 0.1),
+        &["classes >= 1", "0 classes"],
+    );
+    assert!(
+        smooth_one_hot(&labels, 3, 0.1).is_err(),
+        "label 3 of 3 classes"
+    );
+    let mix = mae::augment::MixupConfig::default();
+    let short = Tensor::from_slice(&[0i64]);
+    let e = mixup_cutmix(&x, &short, 5, &mix).unwrap_err().to_string();
+    assert!(e.contains("labels [2]") && e.contains("[1]"), "{e}");
+    let logits = cpu(&[2, 5], Kind::Float);
+    says(
+        soft_target_cross_entropy(&logits, &cpu(&[2, 4], Kind::Float)),
+        &["[2, 4]", "[2, 5]"],
+    );
+    says(
+        soft_target_cross_entropy(&logits, &cpu(&[2, 5], Kind::Int64)),
+        &["Int64"],
+    );
+    // The probe head and the probe.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let head = mae::probe::ProbeHead::new(&vs.root(), 8, 3);
+    assert_eq!(
+        head.forward_t(&cpu(&[4, 8], Kind::Float), true)
+            .unwrap()
+            .size(),
+        [4, 3]
+    );
+    says(
+        head.forward_t(&cpu(&[4, 7], Kind::Float), false),
+        &["[N >= 0, 8]", "[4, 7]"],
+    );
+    says(
+        head.forward_t(&cpu(&[1, 8], Kind::Float), true),
+        &["[N >= 2, 8]", "[1, 8]"],
+    );
+    let feats = cpu(&[4, 8], Kind::Float);
+    let y = Tensor::from_slice(&[0i64, 1, 2, 0]);
+    let pc = mae::ProbeConfig::default();
+    let bad_probe = [
+        mae::linear_probe((&feats, &y.narrow(0, 0, 3)), (&feats, &y), 3, &pc),
+        mae::linear_probe((&feats, &y.to_kind(Kind::Float)), (&feats, &y), 3, &pc),
+        mae::linear_probe((&feats, &y), (&feats.narrow(1, 0, 4), &y), 3, &pc),
+        mae::linear_probe(
+            (&feats.narrow(0, 0, 0), &y.narrow(0, 0, 0)),
+            (&feats, &y),
+            3,
+            &pc,
+        ),
+    ];
+    for r in bad_probe {
+        assert!(matches!(r, Err(MaeError::Input { .. })), "{r:?}");
+    }
+    // Figure panels of the wrong rank.
+    let dir = tempfile::tempdir().unwrap();
+    let flat = mae::Reconstruction {
+        original: cpu(&[2, 16, 16], Kind::Float),
+        masked: cpu(&[2, 16, 16], Kind::Float),
+        reconstruction: cpu(&[2, 16, 16], Kind::Float),
+        pasted: cpu(&[2, 16, 16], Kind::Float),
+        loss: 0.0,
+    };
+    let e = mae::save_grid(&flat, &dir.path().join("x.png"), 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("panels") && e.contains("[2, 16, 16]"), "{e}");
 }

@@ -92,7 +92,7 @@ fn pretrain_before(
 
 #[test]
 fn pretraining_on_the_trainer_equals_the_loop_before_the_move() {
-    let _lock = common::rng_lock();
+    let _lock = test_support::rng_lock();
     let (x, y) = data(40, 1);
     let cfg = PretrainConfig {
         epochs: 2,
@@ -161,7 +161,8 @@ fn finetune_before(
             let (x, targets, _) =
                 mixup_cutmix(&x, &batch.labels, vcfg.num_classes, &cfg.mixup).unwrap();
             let x = random_erasing(&x, cfg.reprob).unwrap();
-            let loss = soft_target_cross_entropy(&vit.forward_t(&x, true).unwrap(), &targets);
+            let loss =
+                soft_target_cross_entropy(&vit.forward_t(&x, true).unwrap(), &targets).unwrap();
             train_kit::check_finite(&loss, it).unwrap();
             (&loss / cfg.accum_iter as f64).backward();
             if (i + 1) % accum == 0 {
@@ -173,7 +174,7 @@ fn finetune_before(
 
 #[test]
 fn finetuning_on_the_trainer_equals_the_loop_before_the_move() {
-    let _lock = common::rng_lock();
+    let _lock = test_support::rng_lock();
     let (x, y) = data(48, 3);
     let (tx, ty) = data(16, 4);
     let cfg = FinetuneConfig {

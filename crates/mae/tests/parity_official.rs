@@ -39,9 +39,11 @@ fn config(meta: &Value) -> MaeConfig {
     c
 }
 
+/// The largest `|a - b|` (test-support's `max_abs_diff`) of two tensors of the same shape.
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
-    (a - b).abs().max().double_value(&[])
+    let values = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1));
+    test_support::max_abs_diff(&values(a).unwrap(), &values(b).unwrap())
 }
 
 fn read_tensors(path: &std::path::Path) -> std::collections::HashMap<String, Tensor> {

@@ -75,7 +75,7 @@ fn train(dir: &std::path::Path, stop_after: Option<u64>) -> (nn::VarStore, mae::
 
 #[test]
 fn pretraining_resumes_exactly() {
-    let _lock = common::rng_lock();
+    let _lock = test_support::rng_lock();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (straight, full) = train(a.path(), None);
     assert_eq!(
@@ -84,7 +84,11 @@ fn pretraining_resumes_exactly() {
     );
     assert!(full.epoch_loss.iter().all(|l| l.is_finite()));
     // lr = blr * 8 * 2 / 256.
-    assert!((full.base_lr - 1e-3 * 16.0 / 256.0).abs() < 1e-15);
+    test_support::assert_close(
+        full.base_lr,
+        1e-3 * 16.0 / 256.0,
+        test_support::Tol::abs(1e-15),
+    );
     let (_, first) = train(b.path(), Some(6));
     assert!(first.stopped_early && first.iters == 6);
     let (resumed, second) = train(b.path(), None);
@@ -100,7 +104,7 @@ fn pretraining_resumes_exactly() {
 
 #[test]
 fn nan_loss_stops_pretraining_with_a_typed_error() {
-    let _lock = common::rng_lock();
+    let _lock = test_support::rng_lock();
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = MaskedAutoencoder::new(&vs.root(), &tiny()).unwrap();
     let x = Tensor::full([16, 1, 16, 16], f64::NAN, (Kind::Float, Device::Cpu));
@@ -129,7 +133,7 @@ fn nan_loss_stops_pretraining_with_a_typed_error() {
 #[test]
 fn layer_decay_scales_follow_the_formula_for_b_and_l() {
     // Building a model draws from torch's generator, which a concurrent trainer reseeds.
-    let _lock = common::rng_lock();
+    let _lock = test_support::rng_lock();
     for (depth, decay) in [(12usize, 0.65f64), (24, 0.75)] {
         let n = depth + 1;
         assert_eq!(layer_id_for_vit("cls_token", n), 0);
@@ -174,7 +178,7 @@ fn layer_decay_scales_follow_the_formula_for_b_and_l() {
 
 #[test]
 fn finetuning_and_probing_learn_a_toy_problem() {
-    let _lock = common::rng_lock();
+    let _lock = test_support::rng_lock();
     let (x, y) = toy(256, 7);
     let (tx, ty) = toy(128, 8);
     let mae_cfg = tiny();
@@ -297,7 +301,7 @@ fn finetune_run(
 
 #[test]
 fn finetuning_resumes_exactly_mid_epoch() {
-    let _lock = common::rng_lock();
+    let _lock = test_support::rng_lock();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (straight, full) = finetune_run(a.path(), None);
     assert_eq!((full.epoch_loss.len(), full.accuracy.len()), (2, 2));

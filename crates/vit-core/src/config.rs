@@ -49,31 +49,44 @@ pub struct ViTConfig {
     /// Image size (height, width) the position embedding is made for. Other sizes that are a
     /// multiple of the patch are accepted at run time (the embedding is resampled).
     pub img_size: (i64, i64),
+    /// Side P of the square patches (Eq. 1: the image becomes `HW / P^2` patches).
     pub patch_size: i64,
+    /// Input channels (3 for RGB).
     pub in_chans: i64,
     /// 0 = no head: `forward` returns the pooled features.
     pub num_classes: i64,
+    /// Width D of every token (the paper's latent vector size, Table 1 "Hidden size").
     pub embed_dim: i64,
+    /// Number L of transformer blocks (Table 1 "Layers").
     pub depth: i64,
+    /// Attention heads per block (Table 1 "Heads"); must divide `embed_dim`.
     pub num_heads: i64,
+    /// MLP width as a multiple of D (4 in the paper: Table 1 "MLP size" = 4D).
     pub mlp_ratio: f64,
+    /// A bias on the query / key / value projection (timm's default).
     pub qkv_bias: bool,
+    /// A learned class token prepended to the patches (Eq. 1, `x_class`).
     pub class_token: bool,
     /// Register tokens (Darcet et al. 2023), placed after the class token.
     pub reg_tokens: i64,
     /// `true`: the position embedding covers only the patches and prefix tokens get none
     /// (DeiT-III, registers models); `false`: it has one entry per prefix token too (original ViT).
     pub no_embed_class: bool,
+    /// How the head reads the sequence (class token, average, none).
     pub global_pool: GlobalPool,
     /// `None` = timm's rule: a `fc_norm` after pooling iff the pool is `Avg` (then `norm` is absent).
     pub fc_norm: Option<bool>,
+    /// Learned or fixed sin-cos position embedding (Eq. 1, `E_pos`).
     pub pos_embed: PosEmbedKind,
+    /// How the position embedding is resampled to another grid.
     pub pos_resample: PosResample,
     /// LayerScale initial value (Touvron et al. 2021); `None` = no layer scale.
     pub init_values: Option<f64>,
     /// Dropout after the position embedding and before the head.
     pub drop_rate: f64,
+    /// Dropout on the attention weights.
     pub attn_drop_rate: f64,
+    /// Dropout after the attention projection and in the MLP.
     pub proj_drop_rate: f64,
     /// Stochastic depth: block `i` drops its residual branches with rate `i / (depth - 1) * rate`.
     pub drop_path_rate: f64,
@@ -91,14 +104,20 @@ impl Default for ViTConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Size {
+    /// ViT-Ti (timm): 192 wide, 12 blocks, 3 heads.
     Tiny,
+    /// ViT-S (timm): 384 wide, 12 blocks, 6 heads.
     Small,
+    /// ViT-B (Table 1): 768 wide, 12 blocks, 12 heads.
     Base,
+    /// ViT-L (Table 1): 1024 wide, 24 blocks, 16 heads.
     Large,
+    /// ViT-H (Table 1): 1280 wide, 32 blocks, 16 heads.
     Huge,
 }
 
 impl Size {
+    /// Every size, smallest first.
     pub const ALL: [Size; 5] = [Size::Tiny, Size::Small, Size::Base, Size::Large, Size::Huge];
 
     /// (width, depth, heads, MLP width).
@@ -112,6 +131,7 @@ impl Size {
         }
     }
 
+    /// The size's name in timm's preset names (`tiny` ... `huge`).
     pub fn name(self) -> &'static str {
         match self {
             Size::Tiny => "tiny",
@@ -154,18 +174,23 @@ impl ViTConfig {
         }
     }
 
+    /// ViT-Ti/`patch_size` at 224 (timm).
     pub fn tiny(patch_size: i64) -> Self {
         Self::preset(Size::Tiny, patch_size)
     }
+    /// ViT-S/`patch_size` at 224 (timm).
     pub fn small(patch_size: i64) -> Self {
         Self::preset(Size::Small, patch_size)
     }
+    /// ViT-B/`patch_size` at 224 (Table 1).
     pub fn base(patch_size: i64) -> Self {
         Self::preset(Size::Base, patch_size)
     }
+    /// ViT-L/`patch_size` at 224 (Table 1).
     pub fn large(patch_size: i64) -> Self {
         Self::preset(Size::Large, patch_size)
     }
+    /// ViT-H/`patch_size` at 224 (Table 1).
     pub fn huge(patch_size: i64) -> Self {
         Self::preset(Size::Huge, patch_size)
     }
@@ -214,10 +239,12 @@ impl ViTConfig {
         out
     }
 
+    /// Width of one attention head, `embed_dim / num_heads`.
     pub fn head_dim(&self) -> i64 {
         self.embed_dim / self.num_heads
     }
 
+    /// Hidden width of the MLP, `embed_dim * mlp_ratio` truncated as timm does.
     pub fn mlp_hidden(&self) -> i64 {
         (self.embed_dim as f64 * self.mlp_ratio) as i64
     }
@@ -227,6 +254,7 @@ impl ViTConfig {
         self.class_token as i64 + self.reg_tokens
     }
 
+    /// The patch grid (rows, columns) at `img_size`.
     pub fn grid_size(&self) -> (i64, i64) {
         (
             self.img_size.0 / self.patch_size,
@@ -234,6 +262,7 @@ impl ViTConfig {
         )
     }
 
+    /// Patches at `img_size`, `rows * columns` (the paper's N).
     pub fn num_patches(&self) -> i64 {
         let (h, w) = self.grid_size();
         h * w
@@ -313,6 +342,7 @@ impl ViTConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use test_support::{assert_close, Tol};
 
     #[test]
     fn presets_by_name() {
@@ -358,8 +388,8 @@ mod tests {
         let mut c = ViTConfig::tiny(16);
         c.drop_path_rate = 0.1;
         assert_eq!(c.drop_path_at(0), 0.0);
-        assert!((c.drop_path_at(11) - 0.1).abs() < 1e-12);
-        assert!((c.drop_path_at(4) - 0.1 * 4.0 / 11.0).abs() < 1e-12);
+        assert_close(c.drop_path_at(11), 0.1, Tol::abs(1e-12));
+        assert_close(c.drop_path_at(4), 0.1 * 4.0 / 11.0, Tol::abs(1e-12));
     }
 
     #[test]

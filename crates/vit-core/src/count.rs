@@ -37,12 +37,17 @@ pub fn param_count(cfg: &ViTConfig) -> i64 {
 /// MACs of one image through the model, by part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Macs {
+    /// The patch projection (Eq. 1, `E`).
     pub patch_embed: i64,
+    /// The query / key / value projections, all blocks.
     pub qkv: i64,
     /// `q k^T` and `attn v`, all blocks.
     pub attention: i64,
+    /// The attention output projections, all blocks.
     pub proj: i64,
+    /// Both MLP layers, all blocks.
     pub mlp: i64,
+    /// The classifier head.
     pub head: i64,
 }
 
@@ -77,10 +82,12 @@ impl Macs {
         out
     }
 
+    /// Every matrix product, the attention matmuls included (what `FlopCounterMode` counts).
     pub fn total(&self) -> i64 {
         self.without_attention() + self.attention
     }
 
+    /// Without the two attention matmuls (what fvcore reports on a fused model).
     pub fn without_attention(&self) -> i64 {
         self.patch_embed + self.qkv + self.proj + self.mlp + self.head
     }
@@ -102,7 +109,7 @@ mod tests {
         // embed 115.6M + head 0.8M.
         assert_eq!(m.attention, 12 * 2 * 197 * 197 * 768);
         let g = m.total() as f64 / 1e9;
-        assert!((g - 17.6).abs() < 0.05, "{g}");
+        test_support::assert_close(g, 17.6, test_support::Tol::abs(0.05));
         assert!(m.without_attention() < m.total());
     }
 

@@ -2,9 +2,10 @@
 //! `norm1`, `attn.qkv`, `attn.proj`, `ls1.gamma`, `norm2`, `mlp.fc1`, `mlp.fc2`, `ls2.gamma`.
 
 use tch::nn::{self, Init};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::config::ViTConfig;
+use crate::error::{Result, ViTError};
 use crate::tome::{merge_tokens, TomeState};
 
 /// timm's `init_weights_vit_timm`: Linear weights N(0, 0.02) truncated at +-2 (absolute, so in
@@ -30,6 +31,38 @@ pub(crate) fn layer_norm(vs: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
             ..Default::default()
         },
     )
+}
+
+/// Whether an input of kind `input` can meet weights of kind `weights`: the same kind, or a
+/// half-precision side (bf16 / f16 autocast casts per op).
+pub(crate) fn kinds_agree(input: Kind, weights: Kind) -> bool {
+    let half = |k: Kind| matches!(k, Kind::Half | Kind::BFloat16);
+    input == weights || half(input) || half(weights)
+}
+
+/// Checks a token sequence at a public entry point: `[B, N, width]` with N >= 1, a float kind
+/// that agrees with the weights' (`like`, see [`kinds_agree`]), on the weights' device. `what`
+/// names the entry point in the error.
+pub(crate) fn check_tokens(x: &Tensor, width: i64, like: &Tensor, what: &str) -> Result<()> {
+    let size = x.size();
+    let (kind, device) = (like.kind(), like.device());
+    let bad = |why: String| ViTError::Input {
+        expected: format!(
+            "{what}: tokens [B, N >= 1, {width}] of kind {kind:?} (or an autocast half kind) \
+             on {device:?}{why}"
+        ),
+        got: size.clone(),
+    };
+    if size.len() != 3 || size[1] < 1 || size[2] != width {
+        return Err(bad(String::new()));
+    }
+    if !x.is_floating_point() || !kinds_agree(x.kind(), kind) {
+        return Err(bad(format!(" (got {:?})", x.kind())));
+    }
+    if x.device() != device {
+        return Err(bad(format!(" (got {:?})", x.device())));
+    }
+    Ok(())
 }
 
 /// Which attention kernel a forward uses.
@@ -60,8 +93,9 @@ pub(crate) struct AttnOut {
     pub metric: Option<Tensor>,
 }
 
+/// Multi-head self-attention (MSA, Eq. 2) with timm's `qkv` and `proj` names.
 #[derive(Debug)]
-pub struct Attention {
+pub(crate) struct Attention {
     qkv: nn::Linear,
     proj: nn::Linear,
     num_heads: i64,
@@ -83,8 +117,9 @@ impl Attention {
         }
     }
 
-    pub(crate) fn forward(&self, x: &Tensor, train: bool, call: &AttnCall) -> AttnOut {
-        let (b, n, c) = x.size3().expect("attention input is [B, N, C]");
+    /// `x` is `[B, N, C]`, checked by the caller ([`Block::forward_t`] or the model).
+    pub(crate) fn forward(&self, x: &Tensor, train: bool, call: &AttnCall) -> Result<AttnOut> {
+        let (b, n, c) = x.size3()?;
         let qkv = x
             .apply(&self.qkv)
             .reshape([b, n, 3, self.num_heads, self.head_dim])
@@ -113,12 +148,13 @@ impl Attention {
             .reshape([b, n, c])
             .apply(&self.proj)
             .dropout(self.proj_drop, train);
-        AttnOut { x, map, metric }
+        Ok(AttnOut { x, map, metric })
     }
 }
 
+/// The block's MLP: two linear layers with a GELU between (Eq. 3).
 #[derive(Debug)]
-pub struct Mlp {
+pub(crate) struct Mlp {
     fc1: nn::Linear,
     fc2: nn::Linear,
     drop: f64,
@@ -155,6 +191,8 @@ pub(crate) fn drop_path(x: Tensor, rate: f64, train: bool) -> Tensor {
     x * mask / keep
 }
 
+/// One pre-norm transformer block (Eq. 2-3): `x + MSA(LN(x))`, then `x + MLP(LN(x))`, with
+/// optional layer scale and drop-path on both residual branches.
 #[derive(Debug)]
 pub struct Block {
     norm1: nn::LayerNorm,
@@ -164,6 +202,7 @@ pub struct Block {
     mlp: Mlp,
     ls2: Option<Tensor>,
     drop_path: f64,
+    width: i64,
 }
 
 /// What a block returns besides its output.
@@ -189,6 +228,7 @@ impl Block {
             mlp: Mlp::new(&vs / "mlp", d, cfg.mlp_hidden(), cfg.proj_drop_rate),
             ls2: ls("ls2"),
             drop_path: cfg.drop_path_at(index),
+            width: d,
         }
     }
 
@@ -199,9 +239,17 @@ impl Block {
         }
     }
 
-    /// `x + attn(norm1(x))`, then `x + mlp(norm2(x))`, through the fused attention.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.forward(x, train, AttnImpl::Fused, false, None).x
+    /// The token width D this block was built for.
+    pub fn width(&self) -> i64 {
+        self.width
+    }
+
+    /// `x + attn(norm1(x))`, then `x + mlp(norm2(x))`, through the fused attention. `x` is
+    /// `[B, N, D]` tokens (D = the block's width, N >= 1) of a float kind on the weights'
+    /// device; anything else is a [`ViTError::Input`] naming what arrived.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        check_tokens(x, self.width, &self.attn.qkv.ws, "Block::forward_t")?;
+        Ok(self.forward(x, train, AttnImpl::Fused, false, None)?.x)
     }
 
     /// One block. With `tome`, `tome.tome.r` token pairs are merged between the attention and
@@ -213,14 +261,14 @@ impl Block {
         imp: AttnImpl,
         keep_map: bool,
         tome: Option<&mut TomeState>,
-    ) -> BlockOut {
+    ) -> Result<BlockOut> {
         let call = AttnCall {
             imp,
             keep_map,
             size: tome.as_ref().filter(|t| t.tome.prop_attn).map(|t| &t.size),
             want_metric: tome.as_ref().is_some_and(|t| t.tome.r > 0),
         };
-        let a = self.attn.forward(&x.apply(&self.norm1), train, &call);
+        let a = self.attn.forward(&x.apply(&self.norm1), train, &call)?;
         let mut x = x + drop_path(Self::scale(a.x, &self.ls1), self.drop_path, train);
         if let (Some(t), Some(metric)) = (tome, a.metric) {
             let (nx, ns) = merge_tokens(&x, &t.size, &metric, t.tome.r, t.prefix);
@@ -229,6 +277,6 @@ impl Block {
         }
         let m = self.mlp.forward(&x.apply(&self.norm2), train);
         let x = &x + drop_path(Self::scale(m, &self.ls2), self.drop_path, train);
-        BlockOut { x, map: a.map }
+        Ok(BlockOut { x, map: a.map })
     }
 }

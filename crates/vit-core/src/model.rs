@@ -6,14 +6,16 @@ use tch::Tensor;
 
 use crate::config::{GlobalPool, PosEmbedKind, ViTConfig};
 use crate::error::{Result, ViTError};
-use crate::layers::{layer_norm, linear, AttnImpl, Block};
+use crate::layers::{check_tokens, kinds_agree, layer_norm, linear, AttnImpl, Block};
 use crate::pos_embed;
 use crate::tome::{initial_size, ToMe, TomeState};
 
 /// Options of one forward pass (see [`VisionTransformer::forward_with`]).
 #[derive(Debug, Clone, Default)]
 pub struct ForwardOpts {
+    /// Training mode: dropout and drop-path on.
     pub train: bool,
+    /// Which attention kernel the blocks use.
     pub attn: AttnImpl,
     /// Token merging (inference option).
     pub tome: Option<ToMe>,
@@ -30,6 +32,7 @@ pub struct ForwardOutput {
     pub tokens: Tensor,
     /// Per block, when asked for.
     pub attention: Vec<Tensor>,
+    /// Per block, when asked for: its output tokens `[B, T, D]` before the final norm.
     pub blocks: Vec<Tensor>,
     /// Under ToMe: how many patches each final token stands for, `[B, T, 1]`.
     pub sizes: Option<Tensor>,
@@ -37,6 +40,8 @@ pub struct ForwardOutput {
     pub grid: (i64, i64),
 }
 
+/// The Vision Transformer (Eq. 1-4): patch embedding, prefix tokens, position embedding, L
+/// pre-norm blocks, final norm, pooling and head, with timm's parameter names.
 #[derive(Debug)]
 pub struct VisionTransformer {
     cfg: ViTConfig,
@@ -114,6 +119,7 @@ impl VisionTransformer {
         })
     }
 
+    /// The configuration this model was built with.
     pub fn config(&self) -> &ViTConfig {
         &self.cfg
     }
@@ -139,8 +145,19 @@ impl VisionTransformer {
         if h <= 0 || w <= 0 || h % c.patch_size != 0 || w % c.patch_size != 0 {
             return Err(bad(&format!(" (got {h}x{w})")));
         }
-        if !x.is_floating_point() {
-            return Err(bad(&format!(" as floating point (got {:?})", x.kind())));
+        let weights = self.patch_embed.ws.kind();
+        if !x.is_floating_point() || !kinds_agree(x.kind(), weights) {
+            return Err(bad(&format!(
+                " as floating point of the weights' kind {weights:?} (got {:?})",
+                x.kind()
+            )));
+        }
+        if x.device() != self.pos_embed.device() {
+            return Err(bad(&format!(
+                " on the model's device {:?} (got {:?})",
+                self.pos_embed.device(),
+                x.device()
+            )));
         }
         Ok((h / c.patch_size, w / c.patch_size))
     }
@@ -169,8 +186,14 @@ impl VisionTransformer {
     }
 
     /// The class and register tokens, each with its position embedding unless
-    /// `no_embed_class`: `[B, prefix, D]` (MAE's `cls_token + pos_embed[:, :1]`).
-    pub fn prefix_tokens(&self, batch: i64) -> Tensor {
+    /// `no_embed_class`: `[B, prefix, D]` (MAE's `cls_token + pos_embed[:, :1]`). A negative
+    /// `batch` is a [`ViTError::Config`].
+    pub fn prefix_tokens(&self, batch: i64) -> Result<Tensor> {
+        if batch < 0 {
+            return Err(ViTError::Config(format!(
+                "prefix_tokens: expected a batch size >= 0, got {batch}"
+            )));
+        }
         let parts: Vec<Tensor> = [&self.cls_token, &self.reg_token]
             .into_iter()
             .flatten()
@@ -188,7 +211,7 @@ impl VisionTransformer {
             prefix + self.pos_embed.narrow(1, 0, self.cfg.num_prefix_tokens())
         };
         let p = prefix.size()[1];
-        prefix.expand([batch, p, d], false)
+        Ok(prefix.expand([batch, p, d], false))
     }
 
     /// Prefix tokens, patch tokens and dropout: `[B, prefix + h*w, D]`. Adding the position
@@ -196,23 +219,26 @@ impl VisionTransformer {
     fn embed(&self, x: &Tensor, train: bool) -> Result<(Tensor, (i64, i64))> {
         let (patches, grid) = self.embed_patches(x)?;
         let prefix = self
-            .prefix_tokens(patches.size()[0])
+            .prefix_tokens(patches.size()[0])?
             .to_kind(patches.kind());
         let x = Tensor::cat(&[prefix, patches], 1);
         Ok((x.dropout(self.cfg.drop_rate, train), grid))
     }
 
     /// Runs the blocks and the final norm on a token sequence `[B, T, D]` that the caller
-    /// built (MAE's encoder on the visible tokens).
-    pub fn forward_tokens(&self, tokens: &Tensor, train: bool) -> Tensor {
+    /// built (MAE's encoder on the visible tokens): D = `embed_dim`, T >= 1, a float kind, on
+    /// the model's device, else a [`ViTError::Input`] naming what arrived.
+    pub fn forward_tokens(&self, tokens: &Tensor, train: bool) -> Result<Tensor> {
+        let d = self.cfg.embed_dim;
+        check_tokens(tokens, d, &self.patch_embed.ws, "forward_tokens")?;
         let mut x = tokens.shallow_clone();
         for block in &self.blocks {
-            x = block.forward_t(&x, train);
+            x = block.forward(&x, train, AttnImpl::Fused, false, None)?.x;
         }
-        match &self.norm {
+        Ok(match &self.norm {
             Some(norm) => x.apply(norm),
             None => x,
-        }
+        })
     }
 
     /// The general forward: every option in one pass.
@@ -232,7 +258,7 @@ impl VisionTransformer {
                 opts.attn,
                 opts.keep_attention,
                 tome.as_mut(),
-            );
+            )?;
             x = out.x;
             attention.extend(out.map);
             if opts.keep_blocks {
@@ -266,17 +292,36 @@ impl VisionTransformer {
     }
 
     /// Pooling, `fc_norm`, dropout and the classifier: `[B, num_classes]`, or the pooled features
-    /// when `num_classes = 0` (the whole sequence with `GlobalPool::None`).
-    pub fn forward_head(&self, tokens: &Tensor, train: bool) -> Tensor {
+    /// when `num_classes = 0` (the whole sequence with `GlobalPool::None`). `tokens` is `[B, T,
+    /// D]` as [`VisionTransformer::forward_features`] returns it (with at least one patch token
+    /// after the prefix under average pooling), else a [`ViTError::Input`].
+    pub fn forward_head(&self, tokens: &Tensor, train: bool) -> Result<Tensor> {
         let prefix = self.cfg.num_prefix_tokens();
+        check_tokens(
+            tokens,
+            self.cfg.embed_dim,
+            &self.patch_embed.ws,
+            "forward_head",
+        )?;
+        let t = tokens.size()[1];
+        let least = match self.cfg.global_pool {
+            GlobalPool::Avg => prefix + 1,
+            GlobalPool::Token | GlobalPool::None => 1,
+        };
+        if t < least {
+            return Err(ViTError::Input {
+                expected: format!(
+                    "forward_head: tokens [B, T >= {least}, {}] ({prefix} prefix tokens, {:?} pooling)",
+                    self.cfg.embed_dim, self.cfg.global_pool
+                ),
+                got: tokens.size(),
+            });
+        }
         let pooled = match self.cfg.global_pool {
             GlobalPool::Token => tokens.select(1, 0),
-            GlobalPool::Avg => {
-                let t = tokens.size()[1];
-                tokens
-                    .narrow(1, prefix, t - prefix)
-                    .mean_dim(1, false, None)
-            }
+            GlobalPool::Avg => tokens
+                .narrow(1, prefix, t - prefix)
+                .mean_dim(1, false, None),
             GlobalPool::None => tokens.shallow_clone(),
         };
         let pooled = match &self.fc_norm {
@@ -284,16 +329,16 @@ impl VisionTransformer {
             None => pooled,
         };
         let pooled = pooled.dropout(self.cfg.drop_rate, train);
-        match &self.head {
+        Ok(match &self.head {
             Some(h) => pooled.apply(h),
             None => pooled,
-        }
+        })
     }
 
     /// Logits `[B, num_classes]` through the fused attention path.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let tokens = self.forward_features(x, train)?;
-        Ok(self.forward_head(&tokens, train))
+        self.forward_head(&tokens, train)
     }
 
     /// Inference logits and each block's attention map `[B, heads, T, T]` (explicit path; the
@@ -307,7 +352,7 @@ impl VisionTransformer {
                 ..Default::default()
             },
         )?;
-        Ok((self.forward_head(&out.tokens, false), out.attention))
+        Ok((self.forward_head(&out.tokens, false)?, out.attention))
     }
 
     /// Inference logits with token merging.
@@ -319,7 +364,7 @@ impl VisionTransformer {
                 ..Default::default()
             },
         )?;
-        Ok(self.forward_head(&out.tokens, false))
+        self.forward_head(&out.tokens, false)
     }
 
     /// Per-block outputs as feature maps `[B, D, h, w]` (prefix tokens dropped; with `norm`,

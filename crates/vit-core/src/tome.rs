@@ -13,12 +13,14 @@ use tch::{Kind, Tensor};
 /// Inference option: merge `r` tokens per block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ToMe {
+    /// Tokens merged per block (the paper's r).
     pub r: i64,
     /// Size-weighted ("proportional") attention, Eq. 1 of the paper. On by default.
     pub prop_attn: bool,
 }
 
 impl ToMe {
+    /// Merging `r` tokens per block with proportional attention.
     pub fn new(r: i64) -> Self {
         Self { r, prop_attn: true }
     }

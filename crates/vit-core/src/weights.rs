@@ -2,7 +2,7 @@
 //! Convert a timm checkpoint or a `.pth` state_dict with `tools/convert_timm.py`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tch::{nn, Tensor};
 
@@ -23,6 +23,7 @@ pub struct LoadOptions {
 /// What a load did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadReport {
+    /// Loaded from the file, by name.
     pub loaded: Vec<String>,
     /// In the model, not loaded (absent from the file or skipped).
     pub missing: Vec<String>,
@@ -151,8 +152,9 @@ fn mismatch(path: &Path, name: &str, expected: Vec<i64>, got: Vec<i64>) -> ViTEr
     }
 }
 
-/// Writes every variable of `vs` to `path` as safetensors, atomically (a temporary file in
-/// the same folder, then a rename), so an interrupted save never leaves a truncated file.
+/// Writes every variable of `vs` to `path` as safetensors, atomically
+/// ([`cvlab_util::AtomicFile`]: a temporary file in the same folder, fsync, rename, fsync of the
+/// folder), so an interrupted save never leaves a truncated file.
 pub fn save_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let mut named: Vec<(String, Tensor)> = vs
@@ -161,19 +163,11 @@ pub fn save_safetensors(vs: &nn::VarStore, path: impl AsRef<Path>) -> Result<()>
         .map(|(k, v)| (k, v.detach().to_device(tch::Device::Cpu).contiguous()))
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    let tmp: PathBuf = {
-        let mut s = path.as_os_str().to_owned();
-        s.push(format!(".tmp{}", std::process::id()));
-        s.into()
-    };
     let io = |e: std::io::Error| ViTError::Checkpoint {
         path: path.into(),
         message: e.to_string(),
     };
-    Tensor::write_safetensors(&named, &tmp)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
+    let file = cvlab_util::AtomicFile::new(path).map_err(io)?;
+    Tensor::write_safetensors(&named, file.tmp_path())?;
+    file.commit().map_err(io)
 }

@@ -3,7 +3,7 @@
 
 use tch::{nn, Device, Kind, Tensor};
 use vit_core::{
-    save_safetensors, AttnImpl, ForwardOpts, GlobalPool, LoadOptions, PosEmbedKind, ToMe,
+    save_safetensors, AttnImpl, Block, ForwardOpts, GlobalPool, LoadOptions, PosEmbedKind, ToMe,
     ViTConfig, ViTError, VisionTransformer,
 };
 
@@ -29,26 +29,24 @@ fn input(b: i64, h: i64, w: i64) -> Tensor {
     Tensor::randn([b, 3, h, w], (Kind::Float, Device::Cpu))
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b).abs().max().double_value(&[])
-}
-
 #[test]
 fn explicit_attention_equals_fused_and_returns_maps() {
+    let _rng = test_support::rng_lock();
     tch::manual_seed(1);
     let (_vs, m) = build(&small());
     let x = input(2, 32, 32);
     let fused = m.forward_t(&x, false).unwrap();
     let (explicit, maps) = m.forward_with_attention(&x).unwrap();
-    assert!(max_diff(&fused, &explicit) < 1e-5);
+    assert!(fused.allclose(&explicit, 0.0, 1e-5, false));
     assert_eq!(maps.len(), 3);
     assert_eq!(maps[0].size(), [2, 4, 17, 17]);
     let rows = maps[2].sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
-    assert!(max_diff(&rows, &rows.ones_like()) < 1e-5);
+    assert!(rows.allclose(&rows.ones_like(), 0.0, 1e-5, false));
 }
 
 #[test]
 fn bad_inputs_are_errors_naming_expected_and_actual() {
+    let _rng = test_support::rng_lock();
     let (_vs, m) = build(&small());
     let e = m.forward_t(&input(1, 30, 32), false).unwrap_err();
     assert!(matches!(e, ViTError::Input { .. }));
@@ -83,6 +81,7 @@ fn bad_inputs_are_errors_naming_expected_and_actual() {
 
 #[test]
 fn other_resolutions_run_and_keep_the_stored_embedding() {
+    let _rng = test_support::rng_lock();
     let (_vs, m) = build(&small());
     let y = m.forward_t(&input(2, 48, 24), false).unwrap();
     assert_eq!(y.size(), [2, 5]);
@@ -93,6 +92,7 @@ fn other_resolutions_run_and_keep_the_stored_embedding() {
 
 #[test]
 fn checkpoint_round_trip_and_clean_failures() {
+    let _rng = test_support::rng_lock();
     tch::manual_seed(2);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vit.safetensors");
@@ -161,6 +161,7 @@ fn checkpoint_round_trip_and_clean_failures() {
 
 #[test]
 fn tome_shrinks_the_sequence_by_the_schedule() {
+    let _rng = test_support::rng_lock();
     tch::manual_seed(3);
     let mut cfg = small();
     cfg.img_size = (64, 64); // 64 patches + cls
@@ -169,7 +170,7 @@ fn tome_shrinks_the_sequence_by_the_schedule() {
     let plain = m.forward_t(&x, false).unwrap();
     let r0 = m.forward_tome(&x, ToMe::new(0)).unwrap();
     assert!(
-        max_diff(&plain, &r0) < 1e-5,
+        plain.allclose(&r0, 0.0, 1e-5, false),
         "r = 0 must be the plain model"
     );
     let out = m
@@ -200,11 +201,12 @@ fn tome_shrinks_the_sequence_by_the_schedule() {
             },
         )
         .unwrap();
-    assert!(max_diff(&explicit.tokens, &out.tokens) < 1e-5);
+    assert!(explicit.tokens.allclose(&out.tokens, 0.0, 1e-5, false));
 }
 
 #[test]
 fn drop_path_is_stochastic_in_training_only_and_gradients_reach_every_parameter() {
+    let _rng = test_support::rng_lock();
     tch::manual_seed(4);
     let mut cfg = small();
     cfg.drop_path_rate = 0.5;
@@ -218,7 +220,7 @@ fn drop_path_is_stochastic_in_training_only_and_gradients_reach_every_parameter(
         .equal(&m.forward_t(&x, false).unwrap()));
     let a = m.forward_t(&x, true).unwrap();
     let b = m.forward_t(&x, true).unwrap();
-    assert!(max_diff(&a, &b) > 1e-4);
+    assert!(!a.allclose(&b, 0.0, 1e-4, false));
     a.sum(Kind::Float).backward();
     for (name, t) in vs.variables() {
         let g = t.grad();
@@ -228,6 +230,7 @@ fn drop_path_is_stochastic_in_training_only_and_gradients_reach_every_parameter(
 
 #[test]
 fn sincos_positions_are_fixed_and_intermediates_are_maps() {
+    let _rng = test_support::rng_lock();
     let mut cfg = small();
     cfg.pos_embed = PosEmbedKind::SinCos;
     let (vs, m) = build(&cfg);
@@ -248,6 +251,7 @@ fn sincos_positions_are_fixed_and_intermediates_are_maps() {
 
 #[test]
 fn token_level_api_rebuilds_the_forward() {
+    let _rng = test_support::rng_lock();
     tch::manual_seed(5);
     let mut cfg = small();
     cfg.reg_tokens = 2;
@@ -255,9 +259,67 @@ fn token_level_api_rebuilds_the_forward() {
     let x = input(2, 32, 32);
     let (patches, grid) = m.embed_patches(&x).unwrap();
     assert_eq!((patches.size(), grid), (vec![2, 16, 32], (4, 4)));
-    let prefix = m.prefix_tokens(2);
+    let prefix = m.prefix_tokens(2).unwrap();
     assert_eq!(prefix.size(), [2, 3, 32]);
-    let tokens = m.forward_tokens(&Tensor::cat(&[prefix, patches], 1), false);
+    let tokens = m
+        .forward_tokens(&Tensor::cat(&[prefix, patches], 1), false)
+        .unwrap();
     let want = m.forward_features(&x, false).unwrap();
-    assert!(max_diff(&tokens, &want) < 1e-6);
+    assert!(tokens.allclose(&want, 0.0, 1e-6, false));
+}
+
+#[test]
+fn token_entry_points_check_width_kind_and_length() {
+    let _rng = test_support::rng_lock();
+    tch::manual_seed(6);
+    let mut cfg = small();
+    cfg.global_pool = GlobalPool::Avg;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = VisionTransformer::new(&vs.root(), &cfg).unwrap();
+    let block = Block::new(vs.root() / "extra", &cfg, 0);
+    assert_eq!(block.width(), 32);
+    let tokens = |shape: &[i64], kind: Kind| Tensor::randn(shape, (kind, Device::Cpu));
+    // The good cases run.
+    let ok = tokens(&[2, 5, 32], Kind::Float);
+    assert_eq!(block.forward_t(&ok, false).unwrap().size(), [2, 5, 32]);
+    assert_eq!(m.forward_tokens(&ok, false).unwrap().size(), [2, 5, 32]);
+    assert_eq!(m.forward_head(&ok, false).unwrap().size(), [2, 5]);
+    // Each bad input is an error naming the entry point, what it wants and what arrived.
+    let bad = [
+        (tokens(&[2, 5, 16], Kind::Float), "[2, 5, 16]"),
+        (tokens(&[5, 32], Kind::Float), "[5, 32]"),
+        (tokens(&[2, 0, 32], Kind::Float), "[2, 0, 32]"),
+        (tokens(&[2, 5, 32], Kind::Double), "Double"),
+        (
+            Tensor::zeros([2, 5, 32], (Kind::Int64, Device::Cpu)),
+            "Int64",
+        ),
+    ];
+    for (x, got) in &bad {
+        for (what, e) in [
+            ("Block::forward_t", block.forward_t(x, false).unwrap_err()),
+            ("forward_tokens", m.forward_tokens(x, false).unwrap_err()),
+            ("forward_head", m.forward_head(x, false).unwrap_err()),
+        ] {
+            assert!(matches!(e, ViTError::Input { .. }), "{what}: {e}");
+            let s = e.to_string();
+            assert!(
+                s.contains(what) && s.contains("32]") && s.contains(got),
+                "{what}: {s}"
+            );
+        }
+    }
+    // Average pooling needs a patch token after the class token.
+    let e = m
+        .forward_head(&tokens(&[2, 1, 32], Kind::Float), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("T >= 2") && e.contains("[2, 1, 32]"), "{e}");
+    // The image entry points refuse a kind the weights cannot meet; prefix tokens a negative batch.
+    let e = m
+        .forward_t(&input(1, 32, 32).to_kind(Kind::Double), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Double") && e.contains("Float"), "{e}");
+    assert!(matches!(m.prefix_tokens(-1), Err(ViTError::Config(_))));
 }

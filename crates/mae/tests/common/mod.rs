@@ -1,8 +1,7 @@
-//! What the mae test binaries share: a tiny model and the lock on torch's generator.
+//! What the mae test binaries share: a tiny model (the lock on torch's generator is
+//! `test_support::rng_lock`).
 
 #![allow(dead_code)] // each test binary uses its own part
-
-use std::sync::{Mutex, MutexGuard};
 
 use mae::MaeConfig;
 
@@ -19,10 +18,4 @@ pub fn tiny(img: i64, chans: i64) -> MaeConfig {
     c.decoder_depth = 1;
     c.decoder_num_heads = 2;
     c
-}
-
-/// Tests seed and draw from torch's process-wide generator: one test at a time holds this.
-pub fn rng_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
