@@ -1,25 +1,15 @@
 //! PNG drawings: receptive fields and centres of chosen units over an image, and
 //! effective-receptive-field heat maps with the theoretical box.
 
+use cvlab_util::register_fonts;
 use image::{Rgb, RgbImage};
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 use std::path::Path;
-use std::sync::Once;
 
 use crate::analysis::NodeReport;
 use crate::erf_stats::ErfMap;
 use crate::error::{Result, RfError};
 use crate::layer::Pair;
-
-/// Registers DejaVu Sans as `sans-serif` (plotters' text backend has no system font lookup).
-pub fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bundled TTF parses; a failure would only leave the font unregistered.
-        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
-}
 
 const COLOURS: [RGBColor; 6] = [
     RGBColor(230, 25, 75),
