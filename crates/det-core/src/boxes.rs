@@ -5,6 +5,9 @@
 
 use std::ops::{Add, Div, Mul, Sub};
 
+use ndarray::{Array2, ArrayViewMut1, Axis};
+use rayon::prelude::*;
+
 use crate::error::{DetError, Result};
 
 /// A floating-point coordinate type (`f32` or `f64`).
@@ -20,14 +23,23 @@ pub trait Real:
     + std::fmt::Debug
     + 'static
 {
+    /// 0.
     const ZERO: Self;
+    /// 1.
     const ONE: Self;
+    /// `v` rounded to this type.
     fn from_f64(v: f64) -> Self;
+    /// The value as `f64` (exact).
     fn to_f64(self) -> f64;
+    /// `o` when `o > self`, else `self` (torch's max on non-NaN values).
     fn max(self, o: Self) -> Self;
+    /// `o` when `o < self`, else `self`.
     fn min(self, o: Self) -> Self;
+    /// Arc tangent, in this type's precision.
     fn atan(self) -> Self;
+    /// Exponential, in this type's precision.
     fn exp(self) -> Self;
+    /// Neither NaN nor infinite.
     fn is_finite(self) -> bool;
 }
 
@@ -226,20 +238,35 @@ fn pair<T: Real>(kind: IouKind, a: &[T; 4], b: &[T; 4], aa: T, ab: T) -> T {
     }
 }
 
-/// Pairwise matrix `m[i * b.len() + j] = kind(a[i], b[j])` for `xyxy` boxes, row-major
-/// `a.len() x b.len()` like torchvision's `box_iou(a, b)`.
-pub fn pairwise<T: Real>(kind: IouKind, a: &[[T; 4]], b: &[[T; 4]]) -> Vec<T> {
+/// Pairwise matrix `m[[i, j]] = kind(a[i], b[j])` for `xyxy` boxes, `a.len() x b.len()` like
+/// torchvision's `box_iou(a, b)`. Large matrices fill their rows in parallel (rayon); every
+/// entry is the same arithmetic either way.
+pub fn pairwise<T: Real>(kind: IouKind, a: &[[T; 4]], b: &[[T; 4]]) -> Array2<T> {
     let ab: Vec<T> = b.iter().map(area).collect();
-    let mut out = Vec::with_capacity(a.len() * b.len());
-    for x in a {
+    let mut out = Array2::from_elem((a.len(), b.len()), T::ZERO);
+    let fill = |x: &[T; 4], mut row: ArrayViewMut1<'_, T>| {
         let ax = area(x);
-        out.extend(b.iter().zip(&ab).map(|(y, &ay)| pair(kind, x, y, ax, ay)));
+        for ((o, y), &ay) in row.iter_mut().zip(b).zip(&ab) {
+            *o = pair(kind, x, y, ax, ay);
+        }
+    };
+    if a.len() * b.len() >= PARALLEL_PAIRS {
+        a.par_iter()
+            .zip(out.axis_iter_mut(Axis(0)).into_par_iter())
+            .for_each(|(x, row)| fill(x, row));
+    } else {
+        for (x, row) in a.iter().zip(out.axis_iter_mut(Axis(0))) {
+            fill(x, row);
+        }
     }
     out
 }
 
-/// Pairwise IoU matrix (torchvision `box_iou`).
-pub fn box_iou<T: Real>(a: &[[T; 4]], b: &[[T; 4]]) -> Vec<T> {
+/// Pair count from which [`pairwise`] splits its rows over threads.
+const PARALLEL_PAIRS: usize = 1 << 16;
+
+/// Pairwise IoU matrix (torchvision `box_iou`), `a.len() x b.len()`.
+pub fn box_iou<T: Real>(a: &[[T; 4]], b: &[[T; 4]]) -> Array2<T> {
     pairwise(IouKind::Iou, a, b)
 }
 
@@ -268,18 +295,23 @@ mod tests {
     fn iou_family_known_values() {
         let a = [0.0f64, 0.0, 2.0, 2.0];
         let b = [1.0f64, 1.0, 3.0, 3.0];
-        assert!((iou(&a, &b) - 1.0 / 7.0).abs() < 1e-15);
+        let tight = test_support::Tol::abs(1e-15);
+        test_support::assert_close(iou(&a, &b), 1.0 / 7.0, tight);
         let m = pairwise(IouKind::Giou, &[a], &[b]);
         // hull 9, union 7: 1/7 - 2/9
-        assert!((m[0] - (1.0 / 7.0 - 2.0 / 9.0)).abs() < 1e-15);
+        test_support::assert_close(m[[0, 0]], 1.0 / 7.0 - 2.0 / 9.0, tight);
         let d = pairwise(IouKind::Diou, &[a], &[b]);
         // centre distance^2 = 2, hull diagonal^2 = 18
-        assert!((d[0] - (1.0 / 7.0 - 2.0 / (18.0 + EPS))).abs() < 1e-12);
+        test_support::assert_close(
+            d[[0, 0]],
+            1.0 / 7.0 - 2.0 / (18.0 + EPS),
+            test_support::Tol::abs(1e-12),
+        );
         // same aspect ratio: CIoU == DIoU
         let c = pairwise(IouKind::Ciou, &[a], &[b]);
-        assert!((c[0] - d[0]).abs() < 1e-15);
+        test_support::assert_close(c[[0, 0]], d[[0, 0]], tight);
         let far = pairwise(IouKind::Giou, &[a], &[[10.0, 10.0, 12.0, 12.0]]);
-        assert!(far[0] < -0.9 && far[0] > -1.0);
+        assert!(far[[0, 0]] < -0.9 && far[[0, 0]] > -1.0);
     }
 
     #[test]

@@ -1,22 +1,21 @@
 //! Drawing: boxes with labels and scores onto an image saved as PNG, and precision-recall
-//! curves as PNG (plotters' bitmap backend; DejaVu Sans registered from the `dejavu` crate since
-//! plotters' `ab_glyph` text backend has no system font lookup).
+//! curves as PNG (plotters' bitmap backend, the workspace's DejaVu fonts from
+//! [`cvlab_util::register_fonts`]); PNGs are written atomically ([`cvlab_util::write_atomic`]).
 
 use std::path::Path;
-use std::sync::Once;
 
+use cvlab_util::register_fonts;
 use image::RgbImage;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
 use crate::error::{DetError, Result};
 
-fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bundled TTF parses; a failure would only leave text undrawn.
-        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
+/// Encodes `img` as PNG in memory and writes it atomically (a reader never sees half a file).
+pub(crate) fn write_png(img: &RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|e| DetError::io(path, std::io::Error::other(e.to_string())))?;
+    cvlab_util::write_atomic(path, bytes.get_ref()).map_err(|e| DetError::io(path, e))
 }
 
 fn draw_err(e: impl std::fmt::Display) -> DetError {
@@ -35,9 +34,13 @@ const PALETTE: [RGBColor; 6] = [
 /// One box to draw: `xyxy`, a label, an optional score, a colour index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Annotated {
+    /// The box, `xyxy` pixels.
     pub bbox: [f64; 4],
+    /// The caption's label (empty: no caption).
     pub label: String,
+    /// The score printed after the label, if any.
     pub score: Option<f64>,
+    /// Index into the palette (taken modulo its length).
     pub color: usize,
 }
 
@@ -74,9 +77,7 @@ pub fn draw_boxes(img: &RgbImage, boxes: &[Annotated]) -> Result<RgbImage> {
 
 /// Draws the boxes and writes a PNG.
 pub fn save_boxes_png(img: &RgbImage, boxes: &[Annotated], path: &Path) -> Result<()> {
-    let out = draw_boxes(img, boxes)?;
-    out.save(path)
-        .map_err(|e| DetError::io(path, std::io::Error::other(e.to_string())))
+    write_png(&draw_boxes(img, boxes)?, path)
 }
 
 /// Precision-recall curves (one line per `(name, recall, precision)`) as a PNG.
@@ -99,7 +100,10 @@ pub fn pr_curve_png(
             });
         }
     }
-    let root = BitMapBackend::new(path, (640, 480)).into_drawing_area();
+    let (w, h) = (640u32, 480u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+    let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
@@ -131,7 +135,10 @@ pub fn pr_curve_png(
         .border_style(BLACK)
         .draw()
         .map_err(draw_err)?;
-    root.present().map_err(draw_err)
+    root.present().map_err(draw_err)?;
+    }
+    let img = RgbImage::from_raw(w, h, buf).ok_or_else(|| draw_err("buffer size changed"))?;
+    write_png(&img, path)
 }
 
 #[cfg(test)]

@@ -287,9 +287,13 @@ mod tests {
         let out = soft_nms(&boxes, &[0.9, 0.8], &cfg).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0], (0, 0.9));
-        assert!((out[1].1 - 0.4).abs() < 1e-12);
+        test_support::assert_close(out[1].1, 0.4, test_support::Tol::abs(1e-12));
         let g = soft_nms(&boxes, &[0.9, 0.8], &SoftNmsConfig::default()).unwrap();
-        assert!((g[1].1 - 0.8 * (-0.25f64 / 0.5).exp()).abs() < 1e-12);
+        test_support::assert_close(
+            g[1].1,
+            0.8 * (-0.25f64 / 0.5).exp(),
+            test_support::Tol::abs(1e-12),
+        );
         let hard = SoftNmsConfig {
             method: SoftNmsMethod::Hard { iou_threshold: 0.3 },
             ..cfg

@@ -165,9 +165,10 @@ mod tests {
         for kind in [IouKind::Iou, IouKind::Giou, IouKind::Diou, IouKind::Ciou] {
             let m = Vec::<f32>::try_from(pairwise_t(kind, &bt, &bt).unwrap().view([-1])).unwrap();
             let p = crate::boxes::pairwise(kind, &boxes, &boxes);
+            assert_eq!(p.dim(), (300, 300));
             let worst = m
                 .iter()
-                .zip(&p)
+                .zip(p.iter())
                 .map(|(x, y)| (x - y).abs())
                 .fold(0.0f32, f32::max);
             assert!(worst < 1e-5, "{kind:?}: {worst}");

@@ -274,9 +274,7 @@ mod tests {
         assert_eq!(out.get_pixel(10, 2), &Rgb([114, 114, 114]));
         let b = [20.0, 10.0, 150.0, 90.0];
         let back = map.inverse(map.forward(b));
-        for k in 0..4 {
-            assert!((back[k] - b[k]).abs() < 1e-9);
-        }
+        test_support::assert_all_close(&back, &b, test_support::Tol::abs(1e-9));
         assert_eq!(map.inverse([-5.0, 0.0, 70.0, 70.0])[0], 0.0);
     }
 

@@ -164,7 +164,7 @@ impl VocAnnotation {
 
     /// Writes the annotation as VOC XML.
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_xml()).map_err(|e| DetError::io(path, e))
+        cvlab_util::write_atomic(path, self.to_xml().as_bytes()).map_err(|e| DetError::io(path, e))
     }
 }
 

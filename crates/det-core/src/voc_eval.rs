@@ -251,9 +251,14 @@ mod tests {
         // recall reaches 0.5 at precision 1, then 1.0 at precision 2/3
         let rec = [0.5, 0.5, 1.0];
         let prec = [1.0, 0.5, 2.0 / 3.0];
-        assert!((voc_ap(&rec, &prec, VocMetric::AllPoint) - (0.5 + 0.5 * 2.0 / 3.0)).abs() < 1e-15);
+        let tight = test_support::Tol::abs(1e-15);
+        test_support::assert_close(
+            voc_ap(&rec, &prec, VocMetric::AllPoint),
+            0.5 + 0.5 * 2.0 / 3.0,
+            tight,
+        );
         let eleven = (6.0 * 1.0 + 5.0 * 2.0 / 3.0) / 11.0;
-        assert!((voc_ap(&rec, &prec, VocMetric::ElevenPoint) - eleven).abs() < 1e-15);
+        test_support::assert_close(voc_ap(&rec, &prec, VocMetric::ElevenPoint), eleven, tight);
     }
 
     #[test]

@@ -14,7 +14,8 @@ fn gt(anns: &str) -> CocoDataset {
 
 /// pycocotools' precision is tp / (tp + fp + eps): a perfect AP is 1 - 2.2e-16, not 1.
 fn assert_one(v: f64) {
-    assert!((v - 1.0).abs() < 1e-12 && v <= 1.0, "expected 1, got {v}");
+    test_support::assert_close(v, 1.0, test_support::Tol::abs(1e-12));
+    assert!(v <= 1.0, "expected at most 1, got {v}");
 }
 
 fn det(image_id: i64, category_id: i64, bbox: [f64; 4], score: f64) -> CocoDetection {
@@ -134,10 +135,46 @@ fn pr_curves_average_to_ap50_and_draw() {
     );
     let mean = prec.iter().sum::<f64>() / prec.len() as f64;
     let ap50 = ev.summary.stats[1];
-    assert!((mean - ap50).abs() < 1e-12, "{mean} vs {ap50}");
+    test_support::assert_close(mean, ap50, test_support::Tol::abs(1e-12));
     assert!(ap50 > 0.0 && ap50 < 1.0, "{ap50}");
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("pr.png");
     det_core::draw::pr_curve_png(&curves[..1], &png, "PR").unwrap();
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+}
+
+/// The per-category parallel map is collected in category order: 1, 2, 3 and 8 threads give
+/// the same doubles in the stats, the T x R x K x A x M arrays and evalImgs.
+#[test]
+fn thread_count_does_not_change_the_result() {
+    let spec = det_core::synth::SynthSpec {
+        images: 60,
+        categories: 7,
+        ground_truth: 400,
+        detections_per_image: 30,
+        seed: 11,
+    };
+    let (g, d) = det_core::synth::coco_like(&spec);
+    let run = |threads| {
+        evaluate(
+            &g,
+            &d,
+            &CocoParams {
+                threads,
+                ..CocoParams::default()
+            },
+        )
+        .unwrap()
+    };
+    let one = run(1);
+    assert_eq!(one.precision_shape(), [10, 101, 7, 4, 3]);
+    assert!(one.summary.stats[0] > 0.0, "{:?}", one.summary.stats);
+    for threads in [2, 3, 8] {
+        let many = run(threads);
+        assert_eq!(many.summary, one.summary, "{threads} threads");
+        assert_eq!(many.precision, one.precision, "{threads} threads");
+        assert_eq!(many.recall, one.recall, "{threads} threads");
+        assert_eq!(many.scores, one.scores, "{threads} threads");
+        assert!(many.eval_imgs == one.eval_imgs, "{threads} threads: evalImgs");
+    }
 }

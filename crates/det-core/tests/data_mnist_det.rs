@@ -264,7 +264,7 @@ fn ground_truth_scores_ap_one_against_itself() {
     )
     .unwrap();
     eprintln!("{r2}");
-    assert!((r2.ap - 1.0).abs() < 1e-12, "{}", r2.ap);
+    test_support::assert_close(r2.ap, 1.0, test_support::Tol::abs(1e-12));
     assert_eq!(back.len(), dets.len());
     let worst = back
         .iter()

@@ -66,7 +66,11 @@ fn coco_folder_maps_boxes_and_categories() {
     assert_eq!(f.dropped(), 1);
     let img = f.image(0).unwrap();
     assert_eq!(img.size(), vec![3, 30, 40]);
-    assert!((img.double_value(&[0, 0, 39]) - 39.0 / 255.0).abs() < 1e-6);
+    test_support::assert_close(
+        img.double_value(&[0, 0, 39]),
+        39.0 / 255.0,
+        test_support::Tol::abs(1e-6),
+    );
     // back to COCO with the original ids
     let c = to_coco(&f).unwrap();
     assert_eq!(c.annotations[0].category_id, 9);
@@ -273,7 +277,11 @@ fn deepforest_tiles_as_a_set() {
     let img = s.image(1).unwrap();
     assert_eq!(img.size(), vec![3, 64, 64]);
     // tile 1 starts at x = 48
-    assert!((img.double_value(&[0, 0, 0]) - 48.0 / 255.0).abs() < 1e-6);
+    test_support::assert_close(
+        img.double_value(&[0, 0, 0]),
+        48.0 / 255.0,
+        test_support::Tol::abs(1e-6),
+    );
     assert_eq!(to_coco(&s).unwrap().images.len(), 7);
     assert!(s.image(99).is_err());
 }

@@ -11,6 +11,7 @@ use det_core::coco::read_detections;
 use det_core::voc_eval::{voc_evaluate, VocDet, VocGt, VocMetric, VocParams};
 use det_core::{batched_nms, box_iou, evaluate, nms, CocoDataset, CocoParams};
 use serde_json::Value;
+use test_support::{assert_all_close, max_abs_diff, Tol};
 
 fn reference_dir() -> tempfile::TempDir {
     test_support::run_reference(
@@ -32,12 +33,9 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+/// The array's values in logical (row-major, numpy C) order.
+fn flat<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>) -> Vec<f64> {
+    a.iter().copied().collect()
 }
 
 fn check_coco(dir: &Path) -> (f64, f64) {
@@ -59,28 +57,43 @@ fn check_coco(dir: &Path) -> (f64, f64) {
         .map(|v| v.as_u64().unwrap() as usize)
         .collect();
     assert_eq!(shape, ev.precision_shape().to_vec());
-    let stat_diff = max_diff(&ev.summary.stats, &floats(&exp["stats"]));
-    let arr_diff = max_diff(&ev.precision, &floats(&exp["precision"]))
-        .max(max_diff(&ev.recall, &floats(&exp["recall"])))
-        .max(max_diff(&ev.scores, &floats(&exp["scores"])));
+    let tol = Tol::abs(1e-12);
+    let (stats, precision, recall, scores) = (
+        floats(&exp["stats"]),
+        floats(&exp["precision"]),
+        floats(&exp["recall"]),
+        floats(&exp["scores"]),
+    );
+    let stat_diff = max_abs_diff(&ev.summary.stats, &stats);
+    let arr_diff = max_abs_diff(&flat(&ev.precision), &precision)
+        .max(max_abs_diff(&flat(&ev.recall), &recall))
+        .max(max_abs_diff(&flat(&ev.scores), &scores));
     eprintln!(
         "{}: max |stat diff| {stat_diff:.3e}, max |precision/recall/scores diff| {arr_diff:.3e}, stats {:?}",
         dir.display(),
         ev.summary.stats
     );
-    assert!(stat_diff <= 1e-12, "stats differ by {stat_diff}");
-    assert!(arr_diff <= 1e-12, "arrays differ by {arr_diff}");
-    // one thread gives the same doubles
-    let one = evaluate(
-        &gt,
-        &dt,
-        &CocoParams {
-            threads: 1,
-            ..CocoParams::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(one.summary, ev.summary);
+    assert_all_close(&ev.summary.stats, &stats, tol);
+    assert_all_close(&flat(&ev.precision), &precision, tol);
+    assert_all_close(&flat(&ev.recall), &recall, tol);
+    assert_all_close(&flat(&ev.scores), &scores, tol);
+    // One thread and several give the same doubles: stats, arrays and evalImgs.
+    for threads in [1, 2, 3, 8] {
+        let other = evaluate(
+            &gt,
+            &dt,
+            &CocoParams {
+                threads,
+                ..CocoParams::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(other.summary, ev.summary, "{threads} threads");
+        assert_eq!(other.precision, ev.precision, "{threads} threads");
+        assert_eq!(other.recall, ev.recall, "{threads} threads");
+        assert_eq!(other.scores, ev.scores, "{threads} threads");
+        assert!(other.eval_imgs == ev.eval_imgs, "{threads} threads: evalImgs");
+    }
     (stat_diff, arr_diff)
 }
 
@@ -141,8 +154,8 @@ fn parity_with_pycocotools_and_torchvision() {
         }
         let rows = c["iou_rows"].as_u64().unwrap() as usize;
         let m: Vec<f64> = box_iou(&boxes[..rows], &boxes)
-            .into_iter()
-            .map(f64::from)
+            .iter()
+            .map(|&v| f64::from(v))
             .collect();
         // float32 values written by Python's json; read back exactly (float_roundtrip).
         let exp: Vec<f64> = c["iou"]
@@ -151,7 +164,8 @@ fn parity_with_pycocotools_and_torchvision() {
             .iter()
             .flat_map(floats)
             .collect();
-        iou_worst = iou_worst.max(max_diff(&m, &exp));
+        assert_eq!(m.len(), exp.len(), "box_iou shape");
+        iou_worst = iou_worst.max(max_abs_diff(&m, &exp));
     }
     let voc = read_json(&dir.path().join("voc.json"));
     let gt: Vec<VocGt> = serde_json::from_value(voc["gt"].clone()).unwrap();

@@ -1,10 +1,12 @@
 //! `det-eval --gt instances.json --dt results.json [--threads N] [--json out.json]`: COCO bbox
-//! evaluation, printing the same summary as pycocotools' `COCOeval.summarize()`.
+//! evaluation, printing the same summary as pycocotools' `COCOeval.summarize()`. Output goes
+//! through `cvlab_util::pipe`, so `det-eval ... | head -1` exits quietly with status 0.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use cvlab_util::pipe::{out, outln};
 use det_core::coco::{read_detections, STAT_NAMES};
 use det_core::{evaluate, CocoDataset, CocoParams};
 
@@ -27,7 +29,7 @@ fn run() -> Result<(), String> {
                     .map_err(|_| format!("--threads: expected a number, got {v}"))?
             }
             "-h" | "--help" => {
-                println!("{USAGE}");
+                outln(USAGE).map_err(|e| format!("stdout: {e}"))?;
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
@@ -55,7 +57,7 @@ fn run() -> Result<(), String> {
         t_load.as_secs_f64(),
         (t0.elapsed() - t_load).as_secs_f64()
     );
-    print!("{}", ev.summary);
+    out(&ev.summary.to_string()).map_err(|e| format!("stdout: {e}"))?;
     if let Some(path) = json {
         let v = serde_json::json!({
             "stats": ev.summary.stats,
@@ -63,7 +65,8 @@ fn run() -> Result<(), String> {
             "per_category_ap": ev.per_category_ap(),
             "unknown_categories": ev.unknown_categories,
         });
-        std::fs::write(&path, v.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
+        cvlab_util::write_atomic(&path, v.to_string().as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }

@@ -1,11 +1,19 @@
 //! COCO instances JSON (ground truth) and results JSON (detections): reading with errors that
 //! name the file and position, validation of boxes and scores naming the offending id, writing;
-//! and the bbox evaluator equal to pycocotools' `COCOeval` ([`eval`]).
+//! and the bbox evaluator equal to pycocotools' `COCOeval`, in one direction:
+//! [`evaluate`] (eval) -> per-image matching -> [`Accumulated`] (accumulate) -> [`Summary`]
+//! (summary), every stage reading the [`CocoParams`].
 
+mod accumulate;
 pub mod eval;
+mod matching;
+mod params;
 mod summary;
 
-pub use eval::{evaluate, CocoEval, CocoParams, EvalImage};
+pub use accumulate::{pr_axis, recall_axis, Accumulated};
+pub use eval::{evaluate, CocoEval};
+pub use matching::EvalImage;
+pub use params::{linspace, CocoParams};
 pub use summary::{Summary, STAT_NAMES};
 
 use std::collections::HashSet;
@@ -114,7 +122,7 @@ impl CocoDataset {
     /// Writes the data set as JSON.
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string(self).map_err(|e| json_error("<serialise>", e))?;
-        std::fs::write(path, text).map_err(|e| DetError::io(path, e))
+        cvlab_util::write_atomic(path, text.as_bytes()).map_err(|e| DetError::io(path, e))
     }
 
     /// Fills missing areas with `w * h`, rejects invalid boxes and duplicate ids.
@@ -169,7 +177,7 @@ pub fn read_detections(path: &Path) -> Result<Vec<CocoDetection>> {
 /// Writes a results JSON file.
 pub fn write_detections(path: &Path, dets: &[CocoDetection]) -> Result<()> {
     let text = serde_json::to_string(dets).map_err(|e| json_error("<serialise>", e))?;
-    std::fs::write(path, text).map_err(|e| DetError::io(path, e))
+    cvlab_util::write_atomic(path, text.as_bytes()).map_err(|e| DetError::io(path, e))
 }
 
 /// Rejects NaN/negative-size boxes and non-finite scores, naming the detection's index.

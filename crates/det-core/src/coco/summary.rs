@@ -1,8 +1,10 @@
-//! pycocotools `COCOeval.accumulate` (per category) and `summarize` (the 12 numbers).
+//! pycocotools `COCOeval.summarize` for bbox: the 12 numbers, read from the [`Accumulated`]
+//! arrays by named axis, with numpy's pairwise summation so that they are the same doubles.
 
 use serde::{Deserialize, Serialize};
 
-use super::eval::{CocoParams, EvalImage};
+use super::accumulate::{pr_axis, recall_axis, Accumulated};
+use super::params::CocoParams;
 
 /// The labels pycocotools prints for the 12 stats, in order.
 pub const STAT_NAMES: [&str; 12] = [
@@ -23,6 +25,8 @@ pub const STAT_NAMES: [&str; 12] = [
 /// The 12 summary numbers (`COCOeval.stats`); -1 where pycocotools prints -1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// AP, AP50, AP75, AP small / medium / large, AR@1, AR@10, AR@100, AR small / medium /
+    /// large, in pycocotools' order ([`STAT_NAMES`]).
     pub stats: [f64; 12],
 }
 
@@ -34,117 +38,6 @@ impl std::fmt::Display for Summary {
         }
         Ok(())
     }
-}
-
-/// `np.finfo(float).eps`, pycocotools' `np.spacing(1)`.
-const SPACING_1: f64 = f64::EPSILON;
-
-/// Accumulates one category: returns `(precision T x R x A x M, scores T x R x A x M,
-/// recall T x A x M)`, -1 where there is no non-ignored ground truth.
-pub(super) fn accumulate_category(
-    p: &CocoParams,
-    eval_imgs: &[Option<EvalImage>],
-    n_i: usize,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let (t_n, r_n, a_n, m_n) = (
-        p.iou_thrs.len(),
-        p.rec_thrs.len(),
-        p.area_rng.len(),
-        p.max_dets.len(),
-    );
-    let mut precision = vec![-1.0; t_n * r_n * a_n * m_n];
-    let mut scores = vec![-1.0; t_n * r_n * a_n * m_n];
-    let mut recall = vec![-1.0; t_n * a_n * m_n];
-    let mut order: Vec<(usize, usize)> = Vec::new();
-    let mut tp = Vec::new();
-    let mut fp = Vec::new();
-    let mut pr = Vec::new();
-    for a in 0..a_n {
-        let es: Vec<&EvalImage> = eval_imgs[a * n_i..(a + 1) * n_i].iter().flatten().collect();
-        if es.is_empty() {
-            continue;
-        }
-        let npig = es
-            .iter()
-            .map(|e| e.gt_ignore.iter().filter(|&&g| !g).count())
-            .sum::<usize>();
-        for (m, &max_det) in p.max_dets.iter().enumerate() {
-            // (image slot, detection index) in concatenation order, then a stable sort by
-            // descending score: np.argsort(-dtScores, kind='mergesort').
-            order.clear();
-            for (ei, e) in es.iter().enumerate() {
-                let nd = e.dt_scores.len().min(max_det);
-                order.extend((0..nd).map(|d| (ei, d)));
-            }
-            order.sort_by(|x, y| {
-                let sx = es[x.0].dt_scores[x.1];
-                let sy = es[y.0].dt_scores[y.1];
-                sy.partial_cmp(&sx).unwrap_or(std::cmp::Ordering::Equal)
-            });
-            if npig == 0 {
-                continue;
-            }
-            let nd = order.len();
-            for t in 0..t_n {
-                tp.clear();
-                fp.clear();
-                let (mut ctp, mut cfp) = (0u64, 0u64);
-                for &(ei, d) in &order {
-                    let e = es[ei];
-                    let n = e.dt_scores.len();
-                    let matched = e.dt_matches[t * n + d] != 0;
-                    let ignored = e.dt_ignore[t * n + d];
-                    if !ignored {
-                        if matched {
-                            ctp += 1;
-                        } else {
-                            cfp += 1;
-                        }
-                    }
-                    tp.push(ctp as f64);
-                    fp.push(cfp as f64);
-                }
-                let ri = (t * a_n + a) * m_n + m;
-                recall[ri] = if nd > 0 {
-                    tp[nd - 1] / npig as f64
-                } else {
-                    0.0
-                };
-                pr.clear();
-                pr.extend(
-                    tp.iter()
-                        .zip(&fp)
-                        .map(|(&tp, &fp)| tp / (fp + tp + SPACING_1)),
-                );
-                for i in (1..nd).rev() {
-                    if pr[i] > pr[i - 1] {
-                        pr[i - 1] = pr[i];
-                    }
-                }
-                let mut idx = 0usize;
-                for (r, &thr) in p.rec_thrs.iter().enumerate() {
-                    while idx < nd && tp[idx] / (npig as f64) < thr {
-                        idx += 1;
-                    }
-                    let at = ((t * r_n + r) * a_n + a) * m_n + m;
-                    if idx < nd {
-                        precision[at] = pr[idx];
-                        let (ei, d) = order[idx];
-                        scores[at] = es[ei].dt_scores[d];
-                    } else {
-                        // pycocotools leaves zeros from here on (IndexError caught).
-                        for r2 in r..r_n {
-                            let at = ((t * r_n + r2) * a_n + a) * m_n + m;
-                            precision[at] = 0.0;
-                            scores[at] = 0.0;
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    (precision, scores, recall)
 }
 
 /// numpy's pairwise summation (`pairwise_sum_DOUBLE`, block 128, 8 accumulators).
@@ -189,14 +82,9 @@ fn mean_valid(v: &[f64]) -> f64 {
     }
 }
 
-/// pycocotools `summarize()` for bbox: the 12 stats. Arrays as in [`super::CocoEval`].
-pub(super) fn summarize(p: &CocoParams, precision: &[f64], recall: &[f64], n_k: usize) -> Summary {
-    let (t_n, r_n, a_n, m_n) = (
-        p.iou_thrs.len(),
-        p.rec_thrs.len(),
-        p.area_rng.len(),
-        p.max_dets.len(),
-    );
+/// pycocotools `summarize()` for bbox: the 12 stats from the accumulated arrays.
+pub(super) fn summarize(p: &CocoParams, acc: &Accumulated) -> Summary {
+    let t_n = p.iou_thrs.len();
     let aind = |lbl: &str| p.area_rng_lbl.iter().position(|l| l == lbl);
     let mind = |md: usize| p.max_dets.iter().position(|&m| m == md);
     // np.where(iouThr == p.iouThrs): exact float equality, as pycocotools.
@@ -210,13 +98,14 @@ pub(super) fn summarize(p: &CocoParams, precision: &[f64], recall: &[f64], n_k: 
         let (Some(a), Some(m)) = (aind(area), mind(md)) else {
             return -1.0;
         };
+        // s = precision[t, :, :, a, m], flattened in (t, r, k) order as numpy's s[s > -1].
+        let by_iou = acc
+            .precision
+            .index_axis(pr_axis::MAX_DETS, m)
+            .index_axis_move(pr_axis::AREA, a);
         let mut v = Vec::new();
         for t in tind(thr) {
-            for r in 0..r_n {
-                for k in 0..n_k {
-                    v.push(precision[(((t * r_n + r) * n_k + k) * a_n + a) * m_n + m]);
-                }
-            }
+            v.extend(by_iou.index_axis(pr_axis::IOU, t).iter().copied());
         }
         mean_valid(&v)
     };
@@ -224,12 +113,14 @@ pub(super) fn summarize(p: &CocoParams, precision: &[f64], recall: &[f64], n_k: 
         let (Some(a), Some(m)) = (aind(area), mind(md)) else {
             return -1.0;
         };
-        let mut v = Vec::new();
-        for t in 0..t_n {
-            for k in 0..n_k {
-                v.push(recall[((t * n_k + k) * a_n + a) * m_n + m]);
-            }
-        }
+        // s = recall[:, :, a, m], flattened in (t, k) order.
+        let v: Vec<f64> = acc
+            .recall
+            .index_axis(recall_axis::MAX_DETS, m)
+            .index_axis_move(recall_axis::AREA, a)
+            .iter()
+            .copied()
+            .collect();
         mean_valid(&v)
     };
     let last = *p.max_dets.last().unwrap_or(&100);

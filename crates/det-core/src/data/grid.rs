@@ -116,9 +116,7 @@ pub fn draw_grid(
     score_threshold: f64,
     path: &Path,
 ) -> Result<()> {
-    grid_image(set, items, score_threshold)?
-        .save(path)
-        .map_err(|e| DetError::io(path, std::io::Error::other(e.to_string())))
+    crate::draw::write_png(&grid_image(set, items, score_threshold)?, path)
 }
 
 #[cfg(test)]

@@ -278,7 +278,11 @@ mod tests {
         let img = image::RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8, 9]));
         let t = rgb_to_tensor(&img).unwrap();
         assert_eq!(t.size(), vec![3, 3, 5]);
-        assert!((t.double_value(&[0, 0, 4]) - 160.0 / 255.0).abs() < 1e-6);
+        test_support::assert_close(
+            t.double_value(&[0, 0, 4]),
+            160.0 / 255.0,
+            test_support::Tol::abs(1e-6),
+        );
         assert_eq!(tensor_to_rgb(&t).unwrap(), img);
         assert!(tensor_to_rgb(&Tensor::zeros([2, 4, 4], (Kind::Float, tch::Device::Cpu))).is_err());
     }
