@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 
-use crate::setup::{self, Env};
-use crate::util;
+use crate::env::Env;
+use crate::setup;
+use crate::util::{self, say};
 
 #[derive(clap::Args, Debug, Default)]
 pub struct Opts {
@@ -116,10 +117,11 @@ pub fn cmd(opts: &Opts) -> Result<()> {
         references: !opts.criterion_only,
         parity: !opts.criterion_only,
         announce: true,
+        install: true,
     })?;
     let root = util::workspace_root()?;
     if !opts.side_by_side_only {
-        let mut cmd = util::cargo(&env, &root);
+        let mut cmd = env.cargo(&root);
         cmd.args(["bench", "-p", "benches", "--bench", "bench_main"]);
         if !opts.args.is_empty() {
             cmd.arg("--").args(&opts.args);
@@ -133,7 +135,7 @@ pub fn cmd(opts: &Opts) -> Result<()> {
 }
 
 fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
-    let out = util::run_stdout(util::cargo(env, root).args([
+    let out = util::run_stdout(env.cargo(root).args([
         "build",
         "--release",
         "-p",
@@ -181,7 +183,7 @@ fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
             r_med.push(rm);
             p_med.push(pm);
         }
-        let (r, p) = (median(&mut r_med), median(&mut p_med));
+        let (r, p) = (cvlab_util::median(&r_med), cvlab_util::median(&p_med));
         results.push(json!({
             "case": case.label, "args": case.args, "threads": threads, "rounds": rounds,
             "rust_median_ms": r * 1e3, "pytorch_median_ms": p * 1e3, "ratio_rust_over_pytorch": r / p,
@@ -189,20 +191,21 @@ fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
             "pytorch_round_medians_ms": p_med.iter().map(|v| v * 1e3).collect::<Vec<_>>(),
         }));
     }
-    println!("\n| case | Rust (ms) | PyTorch eager (ms) | Rust / PyTorch |\n|---|---|---|---|");
+    say!("\n| case | Rust (ms) | PyTorch eager (ms) | Rust / PyTorch |\n|---|---|---|---|")?;
     for r in &results {
-        println!(
+        say!(
             "| {} | {:.2} | {:.2} | {:.3} |",
             r["case"].as_str().unwrap_or(""),
             r["rust_median_ms"].as_f64().unwrap_or(f64::NAN),
             r["pytorch_median_ms"].as_f64().unwrap_or(f64::NAN),
             r["ratio_rust_over_pytorch"].as_f64().unwrap_or(f64::NAN)
-        );
+        )?;
     }
     let dir = util::target_dir(root).join("bench");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("side_by_side.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    cvlab_util::write_atomic(&path, serde_json::to_string_pretty(&results)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("written: {}", path.display());
     Ok(())
 }
@@ -220,18 +223,12 @@ fn median_s(v: &Value) -> Result<f64> {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn median_of_rounds() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert!(median_s(&json!({"median_s": 0.0})).is_err());
         assert_eq!(median_s(&json!({"median_s": 0.5})).unwrap(), 0.5);
     }

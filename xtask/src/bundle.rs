@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::reproduce::build_repro;
 use crate::setup;
-use crate::util::{self, cargo, Artifact};
+use crate::util::{self, say, Artifact};
 
 const RUN_SH: &str = r#"#!/usr/bin/env bash
 # Runs one of the bundled binaries against the libtorch of a python's torch 2.11:
@@ -114,7 +114,7 @@ pub fn cmd(out: &Path) -> Result<()> {
     let root = util::workspace_root()?;
     let out = util::absolute(out)?;
     let repro = build_repro(&env, &root)?;
-    let json = util::run_stdout(cargo(&env, &root).args([
+    let json = util::run_stdout(env.cargo(&root).args([
         "test",
         "--workspace",
         "--release",
@@ -146,7 +146,7 @@ pub fn cmd(out: &Path) -> Result<()> {
         listed.push((copy(&a.executable)?, a));
     }
     // The side-by-side benches: the Rust binaries, their PyTorch twins and the GPU driver scripts.
-    let bench_json = util::run_stdout(cargo(&env, &root).args([
+    let bench_json = util::run_stdout(env.cargo(&root).args([
         "build",
         "--release",
         "-p",
@@ -186,12 +186,12 @@ pub fn cmd(out: &Path) -> Result<()> {
     let readme_path = out.join("README.txt");
     fs::write(&readme_path, readme(&repro_name, &listed, torch))
         .with_context(|| format!("writing {}", readme_path.display()))?;
-    println!(
+    say!(
         "bundle: {} ({} test binaries + {repro_name}); run with {}",
         out.display(),
         listed.len(),
         run_sh.display()
-    );
+    )?;
     Ok(())
 }
 

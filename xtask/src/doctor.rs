@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use crate::data;
 use crate::setup::UserVars;
-use crate::util::{self, find_on_path};
+use crate::util::{self, find_on_path, say};
 use crate::venv;
 
 const TORCH_VIEW: &str = r#"
@@ -73,8 +73,8 @@ pub fn parse_ldd(text: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-fn section(title: &str) {
-    println!("\n{title}");
+fn section(title: &str) -> Result<()> {
+    Ok(say!("\n{title}")?)
 }
 
 fn output(cmd: &mut Command) -> Option<String> {
@@ -84,14 +84,14 @@ fn output(cmd: &mut Command) -> Option<String> {
 
 pub fn cmd() -> Result<()> {
     let root = util::workspace_root()?;
-    let cache = datasets::fetch::cache_root();
-    println!(
+    let cache = datasets_fetch::cache_root();
+    say!(
         "workspace {}\ncache     {}",
         root.display(),
         cache.display()
-    );
+    )?;
 
-    section("environment");
+    section("environment")?;
     let user = UserVars::from_env();
     for (k, v) in [
         ("LIBTORCH", &user.libtorch),
@@ -99,15 +99,15 @@ pub fn cmd() -> Result<()> {
         ("CVLAB_PYTHON", &user.cvlab_python),
     ] {
         match v {
-            Some(v) => println!("  {k}={v} (yours: wins over the venv)"),
-            None => println!("  {k} not set"),
+            Some(v) => say!("  {k}={v} (yours: wins over the venv)")?,
+            None => say!("  {k} not set")?,
         }
     }
     if let Some(dir) = user.libtorch.as_deref().map(Path::new) {
         let version = std::fs::read_to_string(dir.join("build-version")).unwrap_or_default();
         let lib = dir.join("lib/libtorch.so").exists();
         let cuda = dir.join("lib/libtorch_cuda.so").exists();
-        println!(
+        say!(
             "  your libtorch: version {}, lib/libtorch.so {}, lib/libtorch_cuda.so {}",
             if version.trim().is_empty() {
                 "unknown"
@@ -116,52 +116,56 @@ pub fn cmd() -> Result<()> {
             },
             if lib { "present" } else { "MISSING" },
             if cuda { "present" } else { "absent (CPU only)" }
-        );
+        )?;
     }
 
-    section("PyTorch (python's view)");
+    section("PyTorch (python's view)")?;
     match any_python() {
         Some(py) => match output(Command::new(&py).args(["-c", TORCH_VIEW])) {
-            Some(text) => print!("{text}"),
-            None => println!("  {} does not run", py.display()),
+            Some(text) => cvlab_util::pipe::out(&text)?,
+            None => say!("  {} does not run", py.display())?,
         },
-        None => println!("  no python: `cargo xtask setup` makes the venv (needs python3)"),
+        None => say!("  no python: `cargo xtask setup` makes the venv (needs python3)")?,
     }
 
     let repro = util::target_dir(&root).join("release/repro");
-    section(&format!("our build ({})", repro.display()));
+    section(&format!("our build ({})", repro.display()))?;
     if repro.is_file() {
         let mut cmd = Command::new(&repro);
         cmd.arg("doctor").env_remove("LD_LIBRARY_PATH");
         match output(&mut cmd) {
-            Some(text) => text.lines().for_each(|l| println!("  {l}")),
-            None => println!("  `repro doctor` did not start"),
+            Some(text) => {
+                for l in text.lines() {
+                    say!("  {l}")?;
+                }
+            }
+            None => say!("  `repro doctor` did not start")?,
         }
-        linkage(&repro);
+        linkage(&repro)?;
     } else {
-        println!("  not built: `cargo xtask reproduce --list` builds it");
-        println!("  (or: eval \"$(cargo xtask env)\" && cargo build --release -p repro)");
+        say!("  not built: `cargo xtask reproduce --list` builds it")?;
+        say!("  (or: eval \"$(cargo xtask env)\" && cargo build --release -p repro)")?;
     }
 
-    section("cache");
+    section("cache")?;
     let venv_dir = venv::dir();
     if venv_dir.join("bin/python").exists() {
-        println!(
+        say!(
             "  venv  {} ({})",
             venv_dir.display(),
             human(dir_size(&venv_dir))
-        );
+        )?;
     } else {
-        println!(
+        say!(
             "  venv  {} absent (`cargo xtask setup` makes it)",
             venv_dir.display()
-        );
+        )?;
     }
     match std::fs::read_to_string(venv::stamp_path(&venv_dir)) {
         Ok(text) => {
             let fresh = venv::read_stamp(&venv_dir, false).is_some();
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            println!(
+            say!(
                 "  stamp torch {}, references {}, {}",
                 v["torch_version"].as_str().unwrap_or("?"),
                 v["references"].as_bool().unwrap_or(false),
@@ -170,21 +174,21 @@ pub fn cmd() -> Result<()> {
                 } else {
                     "stale (next setup re-checks)"
                 }
-            );
+            )?;
         }
-        Err(_) => println!("  stamp none (setup writes it)"),
+        Err(_) => say!("  stamp none (setup writes it)")?,
     }
 
-    let data_root = datasets::fetch::default_data_root();
-    section(&format!("data ({})", data_root.display()));
-    for spec in datasets::fetch::ALL {
-        println!("  {:<14} {}", spec.name, data::status(spec, &data_root));
+    let data_root = datasets_fetch::default_data_root();
+    section(&format!("data ({})", data_root.display()))?;
+    for spec in datasets_fetch::ALL {
+        say!("  {:<14} {}", spec.name, data::status(spec, &data_root))?;
     }
     Ok(())
 }
 
 /// NEEDED list and library resolution of the repro binary, without `LD_LIBRARY_PATH`.
-fn linkage(bin: &Path) {
+fn linkage(bin: &Path) -> Result<()> {
     match output(Command::new("readelf").arg("-d").arg(bin)) {
         Some(text) => {
             let d = parse_readelf(&text);
@@ -193,29 +197,29 @@ fn linkage(bin: &Path) {
                 .iter()
                 .filter(|n| n.contains("torch") || n.contains("c10"))
                 .collect();
-            println!(
+            say!(
                 "  NEEDED (torch) {}",
                 torch
                     .iter()
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
                     .join(" ")
-            );
+            )?;
             if d.needed.iter().any(|n| n == "libtorch_cuda.so") {
-                println!("  libtorch_cuda.so is NEEDED: CUDA is usable where the driver is");
+                say!("  libtorch_cuda.so is NEEDED: CUDA is usable where the driver is")?;
             } else {
-                println!("  libtorch_cuda.so is NOT needed: CUDA reads unavailable (CPU libtorch, or a link without torch-build)");
+                say!("  libtorch_cuda.so is NOT needed: CUDA reads unavailable (CPU libtorch, or a link without torch-build)")?;
             }
-            println!(
+            say!(
                 "  runpath {}",
                 if d.runpath.is_empty() {
                     "none".into()
                 } else {
                     d.runpath.join(":")
                 }
-            );
+            )?;
         }
-        None => println!("  readelf not found (binutils): NEEDED list unknown"),
+        None => say!("  readelf not found (binutils): NEEDED list unknown")?,
     }
     match output(Command::new("ldd").arg(bin).env_remove("LD_LIBRARY_PATH")) {
         Some(text) => {
@@ -229,16 +233,17 @@ fn linkage(bin: &Path) {
                 .iter()
                 .find(|(n, _)| n == "libtorch_cpu.so" || n == "libtorch.so");
             match torch {
-                Some((n, Some(p))) => println!("  without LD_LIBRARY_PATH {n} resolves to {p}"),
-                Some((n, None)) => println!("  without LD_LIBRARY_PATH {n} is NOT found"),
-                None => println!("  ldd lists no libtorch"),
+                Some((n, Some(p))) => say!("  without LD_LIBRARY_PATH {n} resolves to {p}")?,
+                Some((n, None)) => say!("  without LD_LIBRARY_PATH {n} is NOT found")?,
+                None => say!("  ldd lists no libtorch")?,
             }
             if !missing.is_empty() {
-                println!("  not found: {}", missing.join(" "));
+                say!("  not found: {}", missing.join(" "))?;
             }
         }
-        None => println!("  ldd not found"),
+        None => say!("  ldd not found")?,
     }
+    Ok(())
 }
 
 /// The python used to describe PyTorch when nothing is installed: venv, `CVLAB_PYTHON`, `python3`.

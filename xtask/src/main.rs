@@ -1,10 +1,16 @@
 //! The workspace's entry point (`cargo xtask …`): setup, test, reproduce, data, bench, bundle,
 //! doctor. Depends on no torch crate: it runs before libtorch exists, and installs it.
+//!
+//! Modules depend one way: `util` and `probe` are leaves; `env` builds on `util`, `venv` on
+//! `probe` and `util`; `setup` on `env` and `venv`; the commands (`test`, `reproduce`, `data`,
+//! `doctor`, `bench`, `bundle`) on those.
 
 mod bench;
 mod bundle;
 mod data;
 mod doctor;
+mod env;
+mod example;
 mod probe;
 mod reproduce;
 mod setup;
@@ -33,7 +39,9 @@ enum Cmd {
         references: bool,
     },
     /// Print `export` lines for the same environment in a shell: eval "$(cargo xtask env)".
+    /// Installs nothing: without the venv it says what `setup` would install, and fails.
     Env {
+        /// Also point at the reference packages (they must be installed: `setup --references`).
         #[arg(long)]
         references: bool,
     },

@@ -1,17 +1,17 @@
 //! What a python holds: the packages xtask wants, and a probe that imports them and reports
-//! versions, errors and torch's folder.
+//! versions, errors and torch's folder. A leaf: `venv` builds on it, it knows no venv.
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::venv::VenvInfo;
-
 /// A pip requirement and the module that proves it imports.
 #[derive(Debug, Clone, Copy)]
 pub struct Pkg {
+    /// The requirement as pip takes it (`torch==2.11.0`).
     pub pip: &'static str,
+    /// The module whose import proves it is there.
     pub module: &'static str,
 }
 
@@ -19,7 +19,9 @@ const fn pkg(pip: &'static str, module: &'static str) -> Pkg {
     Pkg { pip, module }
 }
 
+/// What libtorch and the parity tests need.
 pub const BASE: &[Pkg] = &[pkg("torch==2.11.0", "torch"), pkg("numpy", "numpy")];
+/// The reference implementations the parity tests compare against.
 pub const REFERENCES: &[Pkg] = &[
     pkg("torchvision==0.26.0", "torchvision"),
     pkg("timm==1.0.31", "timm"),
@@ -28,6 +30,7 @@ pub const REFERENCES: &[Pkg] = &[
     pkg("scikit-learn", "sklearn"),
 ];
 
+/// [`BASE`], and [`REFERENCES`] when asked for.
 pub fn wanted(references: bool) -> Vec<Pkg> {
     BASE.iter()
         .chain(if references { REFERENCES } else { &[] })
@@ -52,15 +55,22 @@ if t is not None:
 print(json.dumps(r))
 "#;
 
+/// What the probe found in one python.
 #[derive(Debug, Default)]
 pub struct Probe {
+    /// The python's `major.minor`.
     pub python: String,
+    /// The modules that imported, with their `__version__`.
     pub modules: BTreeMap<String, String>,
+    /// The modules that did not, with the exception.
     pub errors: BTreeMap<String, String>,
+    /// torch's folder (libtorch), when torch imported.
     pub libtorch: Option<PathBuf>,
+    /// Whether that torch uses the C++11 ABI.
     pub cxx11_abi: Option<bool>,
 }
 
+/// Imports the modules of `pkgs` in `python` and reports what it found.
 pub fn probe(python: &Path, pkgs: &[Pkg]) -> Result<Probe> {
     let out = Command::new(python)
         .args(["-c", PROBE])
@@ -79,7 +89,7 @@ pub fn probe(python: &Path, pkgs: &[Pkg]) -> Result<Probe> {
     })
 }
 
-fn parse_probe(line: &str) -> Result<Probe> {
+pub fn parse_probe(line: &str) -> Result<Probe> {
     let v: serde_json::Value = serde_json::from_str(line).context("no probe result")?;
     let map = |k: &str| -> BTreeMap<String, String> {
         v[k].as_object()
@@ -122,19 +132,6 @@ impl Probe {
         }
         out
     }
-
-    pub fn info(&self, python: &Path) -> Result<VenvInfo> {
-        Ok(VenvInfo {
-            python: python.to_path_buf(),
-            torch_version: self
-                .modules
-                .get("torch")
-                .cloned()
-                .context("torch did not import")?,
-            libtorch: self.libtorch.clone().context("torch's folder unknown")?,
-            cxx11_abi: self.cxx11_abi.context("torch's C++ ABI unknown")?,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -155,19 +152,15 @@ mod tests {
         assert_eq!(missing[1], "torchvision==0.26.0 (found 0.25.0)");
         assert_eq!(missing[2], "timm==1.0.31 (not found)");
         assert_eq!(missing.len(), 6);
-        let info = p.info(Path::new("/v/bin/python")).unwrap();
         assert_eq!(
-            info.libtorch,
-            PathBuf::from("/v/lib/python3.11/site-packages/torch")
+            p.libtorch,
+            Some(PathBuf::from("/v/lib/python3.11/site-packages/torch"))
         );
-        assert!(info.cxx11_abi);
+        assert_eq!(p.cxx11_abi, Some(true));
     }
 
     #[test]
-    fn a_probe_without_torch_gives_no_info() {
-        let p =
-            parse_probe(r#"{"python": "3.11", "modules": {}, "errors": {"torch": "x"}}"#).unwrap();
-        assert!(p.info(Path::new("/p")).is_err());
+    fn a_probe_that_printed_no_json_is_an_error() {
         assert!(parse_probe("Traceback ...").is_err());
     }
 }

@@ -5,8 +5,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::setup::{self, Env};
-use crate::util::{self, cargo};
+use crate::env::Env;
+use crate::setup;
+use crate::util;
 
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
 pub struct Opts {
@@ -63,7 +64,7 @@ pub fn repro_args(opts: &Opts, cwd: &Path, root: &Path) -> Vec<OsString> {
 
 /// Builds the repro binary and returns its path (from cargo's JSON messages).
 pub fn build_repro(env: &Env, root: &Path) -> Result<PathBuf> {
-    let out = util::run_stdout(cargo(env, root).args([
+    let out = util::run_stdout(env.cargo(root).args([
         "build",
         "--release",
         "-p",

@@ -2,66 +2,33 @@
 //! the wheel's `torch/lib`) and for the parity tests (`CVLAB_PYTHON`).
 //!
 //! A user's own `LIBTORCH` or `LIBTORCH_USE_PYTORCH`, and `CVLAB_PYTHON`, win over the venv.
+//!
+//! Only `setup`, `test`, `reproduce`, `bench` and `bundle` install; `env` reads what is there and,
+//! when the venv is missing or incomplete, says what `setup` would install and fails.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use std::io::IsTerminal;
 use std::path::Path;
-use std::process::Command;
 
-use crate::util::{find_on_path, shell_quote};
-use crate::venv::{self, VenvInfo};
-
-/// The environment every cargo command and binary xtask runs gets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Env {
-    /// Set by xtask.
-    pub vars: Vec<(&'static str, String)>,
-    /// The user's own, left as they are (shown by `cargo xtask env`).
-    pub kept: Vec<(&'static str, String)>,
-}
-
-impl Env {
-    pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.envs(self.vars.iter().map(|(k, v)| (k, v)))
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .iter()
-            .chain(&self.kept)
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `export` lines for a shell, the user's own variables as comments.
-    pub fn exports(&self) -> String {
-        let mut out = String::new();
-        for (k, v) in &self.vars {
-            out += &format!("export {k}={}\n", shell_quote(v));
-        }
-        for (k, v) in &self.kept {
-            out += &format!("# {k}={} is yours and kept\n", shell_quote(v));
-        }
-        out
-    }
-
-    /// One line: what is set.
-    pub fn summary(&self) -> String {
-        let set = self.vars.iter().map(|(k, v)| format!("{k}={v}"));
-        let kept = self.kept.iter().map(|(k, v)| format!("{k}={v} (yours)"));
-        set.chain(kept).collect::<Vec<_>>().join(" ")
-    }
-}
+use crate::env::Env;
+use crate::util::find_on_path;
+use crate::venv::{self, VenvInfo, VenvState};
 
 /// The user's variables that decide where libtorch and the python come from (non-empty only).
 #[derive(Debug, Clone, Default)]
 pub struct UserVars {
+    /// `LIBTORCH`: a libtorch folder.
     pub libtorch: Option<String>,
+    /// `LIBTORCH_USE_PYTORCH`: take libtorch from the python's torch.
     pub use_pytorch: Option<String>,
+    /// `LIBTORCH_CXX11_ABI`.
     pub cxx11_abi: Option<String>,
+    /// `CVLAB_PYTHON`: the python of the parity tests.
     pub cvlab_python: Option<String>,
 }
 
 impl UserVars {
+    /// The variables as this process sees them.
     pub fn from_env() -> Self {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         UserVars {
@@ -80,8 +47,11 @@ impl UserVars {
 /// What comes from the venv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
+    /// The venv is needed at all.
     pub venv: bool,
+    /// `LIBTORCH` points into the venv.
     pub libtorch_from_venv: bool,
+    /// `CVLAB_PYTHON` is the venv's python.
     pub python_from_venv: bool,
 }
 
@@ -140,7 +110,8 @@ pub fn build_env(
     env
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// What [`setup`] is asked for.
+#[derive(Debug, Clone, Copy)]
 pub struct Opts {
     /// Also the reference packages (torchvision, timm, …).
     pub references: bool,
@@ -148,16 +119,37 @@ pub struct Opts {
     pub parity: bool,
     /// Print the one-line hint about `cargo xtask env`.
     pub announce: bool,
+    /// Create the venv and `pip install` what it lacks; when false, a missing or incomplete
+    /// venv is an error that says what would be installed (`cargo xtask env`).
+    pub install: bool,
 }
 
-/// Makes sure the venv is there (quick when it is) and returns the [`Env`].
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            references: false,
+            parity: false,
+            announce: false,
+            install: true,
+        }
+    }
+}
+
+/// Makes sure the venv is there (quick when it is) and returns the [`Env`]; with
+/// `install: false` only reads it.
 pub fn setup(opts: Opts) -> Result<Env> {
     let user = UserVars::from_env();
     let plan = plan(&user, opts.parity, opts.references);
-    let venv = if plan.venv {
-        Some(venv::ensure(&venv::dir(), opts.references).context("setting up the PyTorch venv")?)
-    } else {
-        None
+    let dir = venv::dir();
+    let venv = match (plan.venv, opts.install) {
+        (false, _) => None,
+        (true, true) => {
+            Some(venv::ensure(&dir, opts.references).context("setting up the PyTorch venv")?)
+        }
+        (true, false) => match venv::inspect(&dir, opts.references)? {
+            VenvState::Ready(info) => Some(info),
+            VenvState::Lacking { missing } => bail!("{}", not_set_up(&dir, &missing)),
+        },
     };
     let python3 = find_on_path("python3");
     let env = build_env(&user, &plan, venv.as_ref(), python3.as_deref());
@@ -199,29 +191,58 @@ fn check_user_libtorch(user: &UserVars) {
     }
 }
 
+/// Why `cargo xtask env` printed nothing: what `setup` would install, and where.
+pub fn not_set_up(dir: &Path, missing: &[String]) -> String {
+    let torch = if missing.iter().any(|m| m.starts_with("torch==")) {
+        " (PyTorch with its CUDA dependencies is about 4.6 GB, a few minutes once)"
+    } else {
+        ""
+    };
+    format!(
+        "the PyTorch venv {} lacks: {}{torch}. `cargo xtask env` installs nothing: run \
+         `cargo xtask setup` first (or set LIBTORCH to your own libtorch {} folder)",
+        dir.display(),
+        missing.join(", "),
+        venv::TORCH_VERSION
+    )
+}
+
 /// `cargo xtask setup`.
 pub fn cmd(references: bool) -> Result<()> {
     setup(Opts {
         references,
         parity: references,
         announce: true,
+        install: true,
     })?;
     eprintln!(
         "xtask: setup done (cache {})",
-        datasets::fetch::cache_root().display()
+        datasets_fetch::cache_root().display()
     );
     Ok(())
 }
 
-/// `cargo xtask env`: `export` lines for `eval "$(cargo xtask env)"`.
+/// `cargo xtask env`: `export` lines for `eval "$(cargo xtask env)"`. Installs nothing: without
+/// a complete venv it fails naming what `cargo xtask setup` would install.
 pub fn env_cmd(references: bool) -> Result<()> {
     let env = setup(Opts {
         references,
         parity: references,
         announce: false,
-    })?;
-    print!("{}", env.exports());
-    Ok(())
+        install: false,
+    });
+    match env {
+        Ok(env) => Ok(cvlab_util::pipe::out(&env.exports())?),
+        Err(e) => {
+            // Read by `eval "$(cargo xtask env)" && cargo build`: make the `&&` stop there
+            // instead of a minute of compiling that ends in torch-sys's "Cannot find a libtorch
+            // install".
+            if !std::io::stdout().is_terminal() {
+                cvlab_util::pipe::out("false # cargo xtask env failed: see its error\n")?;
+            }
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -310,17 +331,5 @@ mod tests {
         let env = build_env(&u, &p, Some(&venv()), None);
         assert_eq!(env.get("CVLAB_PYTHON"), Some("/usr/bin/mypython"));
         assert!(env.get("LIBTORCH").is_some());
-    }
-
-    #[test]
-    fn exports_quote_and_comment() {
-        let env = Env {
-            vars: vec![("LIBTORCH", "/a b/torch".into())],
-            kept: vec![("CVLAB_PYTHON", "/usr/bin/python3".into())],
-        };
-        assert_eq!(
-            env.exports(),
-            "export LIBTORCH='/a b/torch'\n# CVLAB_PYTHON=/usr/bin/python3 is yours and kept\n"
-        );
     }
 }

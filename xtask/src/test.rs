@@ -1,6 +1,7 @@
-//! `cargo xtask test`: setup, the workspace's tests, the parity tests against PyTorch, and a smoke
-//! run of every claim. Each stage is timed; a failing stage fails the whole but the later ones
-//! still run, so that one run tells everything.
+//! `cargo xtask test`: setup, xtask's tests with the tidy rules, the workspace's tests, the
+//! parity tests against PyTorch, the example project outside the workspace, a smoke run of every
+//! claim, then `cargo fmt --check` and clippy. Each stage is timed; a failing stage fails the
+//! whole but the later ones still run, so that one run tells everything.
 //!
 //! Everything builds in release on purpose: `reproduce` needs release anyway, and one build of
 //! libtorch's C++ wrapper (torch-sys) takes minutes on 2 cores, so a debug build on top would
@@ -9,14 +10,19 @@
 use anyhow::{bail, Result};
 use std::time::{Duration, Instant};
 
+use crate::example;
 use crate::reproduce;
 use crate::setup;
-use crate::util::{self, cargo, fmt_duration};
+use crate::util::{self, fmt_duration};
 
+/// One stage's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
+    /// Its name in the summary.
     pub name: &'static str,
+    /// How long it took.
     pub took: Duration,
+    /// Whether it passed.
     pub ok: bool,
 }
 
@@ -71,6 +77,7 @@ fn stage<T>(
 /// tests of det-core's tensor ops and detection data path run only with them.
 const TORCH_FEATURES: &str = "det-core/tch";
 
+/// `cargo xtask test`: every stage, in order; the later ones run when an earlier one fails.
 pub fn cmd(references: bool) -> Result<()> {
     let total = Instant::now();
     let mut stages = Vec::new();
@@ -79,23 +86,22 @@ pub fn cmd(references: bool) -> Result<()> {
         references,
         parity: true,
         announce: true,
+        install: true,
     };
     let Some(env) = stage(&mut stages, "setup", || setup::setup(opts)) else {
         eprintln!("{}", summary(&stages, total.elapsed()));
         bail!("setup failed");
     };
-    // xtask is tested in its own target dir, as it is built: inside the workspace build, feature
-    // unification gives its `datasets` dependency the torch feature and its test binary would
-    // then need libtorch, which xtask must never need.
+    // Seconds, before the long build: xtask's own tests and the tidy rules (tests/tidy.rs).
     stage(&mut stages, "xtask", || {
-        util::run(cargo(&env, &root).args(["test", "-p", "xtask", "--target-dir", "target/xtask"]))
+        util::run(env.cargo(&root).args(["test", "--release", "-p", "xtask"]))
     });
+    // What a newcomer types after `eval "$(cargo xtask env)"` (xtask included: it links no
+    // libtorch), in release as everything here.
     stage(&mut stages, "tests", || {
-        util::run(cargo(&env, &root).args([
+        util::run(env.cargo(&root).args([
             "test",
             "--workspace",
-            "--exclude",
-            "xtask",
             "--release",
             "--features",
             TORCH_FEATURES,
@@ -104,11 +110,9 @@ pub fn cmd(references: bool) -> Result<()> {
     // Tests marked #[ignore] whose names contain `parity`: they compare against PyTorch through
     // CVLAB_PYTHON.
     stage(&mut stages, "parity", || {
-        util::run(cargo(&env, &root).args([
+        util::run(env.cargo(&root).args([
             "test",
             "--workspace",
-            "--exclude",
-            "xtask",
             "--release",
             "--features",
             TORCH_FEATURES,
@@ -117,6 +121,7 @@ pub fn cmd(references: bool) -> Result<()> {
             "--ignored",
         ]))
     });
+    stage(&mut stages, "example", || example::run(&env, &root));
     stage(&mut stages, "smoke", || {
         reproduce::run(
             &env,
@@ -128,6 +133,22 @@ pub fn cmd(references: bool) -> Result<()> {
                 ..Default::default()
             },
         )
+    });
+    stage(&mut stages, "fmt", || {
+        util::run(env.cargo(&root).args(["fmt", "--all", "--check"]))
+    });
+    // Library and binary code (tests may unwrap). In release, to share torch-sys's build script
+    // run (the C++ wrapper) with the stages above.
+    stage(&mut stages, "clippy", || {
+        util::run(env.cargo(&root).args([
+            "clippy",
+            "--workspace",
+            "--release",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]))
     });
     let line = summary(&stages, total.elapsed());
     eprintln!("\n{line}");

@@ -1,5 +1,5 @@
 //! Small helpers: the workspace's folders, running commands (each echoed first), cargo's JSON
-//! messages, formatting.
+//! messages, formatting, printing to stdout. A leaf: it uses no other module of xtask.
 
 use anyhow::{bail, Context, Result};
 use std::ffi::OsStr;
@@ -8,8 +8,6 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-use crate::setup::Env;
 
 /// The workspace root: this crate's parent folder, else what `cargo locate-project` says.
 pub fn workspace_root() -> Result<PathBuf> {
@@ -43,16 +41,8 @@ pub fn target_dir(root: &Path) -> PathBuf {
 }
 
 /// The cargo that runs xtask (cargo sets `CARGO` for `cargo run`), else `cargo` from `PATH`.
-fn cargo_program() -> std::ffi::OsString {
+pub fn cargo_program() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
-/// A cargo command in the workspace root with the [`Env`] set.
-pub fn cargo(env: &Env, root: &Path) -> Command {
-    let mut cmd = Command::new(cargo_program());
-    cmd.current_dir(root);
-    env.apply(&mut cmd);
-    cmd
 }
 
 /// The command line as a user would type it (cargo shown as `cargo`).
@@ -107,6 +97,7 @@ pub fn to_stderr() -> Stdio {
         .unwrap_or_else(|_| Stdio::inherit())
 }
 
+/// Whether our stderr is a terminal (progress bars only then).
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
@@ -163,6 +154,15 @@ pub fn bin_executable(json_lines: &str, name: &str) -> Option<PathBuf> {
         .find(|a| !a.test && a.kind == "bin" && a.target == name)
         .map(|a| a.executable)
 }
+
+/// Prints a line to stdout like `println!`, but a closed pipe (`cargo xtask data list | head`)
+/// ends xtask quietly with status 0 ([`cvlab_util::pipe`]); other write errors are returned.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        cvlab_util::pipe::outln(&format!($($arg)*))
+    };
+}
+pub(crate) use say;
 
 /// `3m07s`, `12.4s`.
 pub fn fmt_duration(d: Duration) -> String {

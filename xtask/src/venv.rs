@@ -1,12 +1,13 @@
 //! The venv at `<cache>/venv`: creation, `pip install` of what the probe finds missing, and a
-//! stamp that makes the already-done case quick (no python started).
+//! stamp that makes the already-done case quick (no python started). [`inspect`] reads the
+//! same state without installing anything (`cargo xtask env`).
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::probe::{probe, wanted, Pkg};
+use crate::probe::{probe, wanted, Pkg, Probe};
 use crate::util::{self, display, find_on_path};
 
 /// The PyTorch that tch 0.24 binds.
@@ -14,10 +15,12 @@ pub const TORCH_VERSION: &str = "2.11.0";
 const APT: &str = "apt-get install python3 python3-venv python3-pip";
 const STAMP: &str = "cvlab-setup.json";
 
+/// The venv's folder: `<cache>/venv`.
 pub fn dir() -> PathBuf {
-    datasets::fetch::cache_root().join("venv")
+    datasets_fetch::cache_root().join("venv")
 }
 
+/// The stamp that records a finished setup.
 pub fn stamp_path(dir: &Path) -> PathBuf {
     dir.join(STAMP)
 }
@@ -25,10 +28,67 @@ pub fn stamp_path(dir: &Path) -> PathBuf {
 /// What the venv gives: its python and the torch folder (libtorch) in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VenvInfo {
+    /// The venv's python.
     pub python: PathBuf,
+    /// torch's `__version__` (`2.11.0+cu130`).
     pub torch_version: String,
+    /// torch's folder: what `LIBTORCH` points at.
     pub libtorch: PathBuf,
+    /// Whether that torch uses the C++11 ABI (`LIBTORCH_CXX11_ABI`).
     pub cxx11_abi: bool,
+}
+
+/// The venv as found, without installing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VenvState {
+    /// Everything wanted is there.
+    Ready(VenvInfo),
+    /// What `setup` would install (pip requirements, each with why: not found, other version).
+    Lacking {
+        /// The requirements, e.g. `torch==2.11.0 (no venv yet)`.
+        missing: Vec<String>,
+    },
+}
+
+/// What the venv at `dir` holds of what xtask wants (with the reference packages when
+/// `references`); starts its python only when the stamp is stale. Installs nothing.
+pub fn inspect(dir: &Path, references: bool) -> Result<VenvState> {
+    if let Some(info) = read_stamp(dir, references) {
+        return Ok(VenvState::Ready(info));
+    }
+    let python = dir.join("bin").join("python");
+    let pkgs = wanted(references);
+    if !runs(&python) {
+        let why = if dir.exists() {
+            "the venv's python does not run"
+        } else {
+            "no venv yet"
+        };
+        return Ok(VenvState::Lacking {
+            missing: pkgs.iter().map(|p| format!("{} ({why})", p.pip)).collect(),
+        });
+    }
+    let found = probe(&python, &pkgs)?;
+    let missing = found.missing(&pkgs);
+    if missing.is_empty() {
+        Ok(VenvState::Ready(info(&found, &python)?))
+    } else {
+        Ok(VenvState::Lacking { missing })
+    }
+}
+
+/// The [`VenvInfo`] of a probe in which torch imported.
+fn info(found: &Probe, python: &Path) -> Result<VenvInfo> {
+    Ok(VenvInfo {
+        python: python.to_path_buf(),
+        torch_version: found
+            .modules
+            .get("torch")
+            .cloned()
+            .context("torch did not import")?,
+        libtorch: found.libtorch.clone().context("torch's folder unknown")?,
+        cxx11_abi: found.cxx11_abi.context("torch's C++ ABI unknown")?,
+    })
 }
 
 /// Creates the venv and installs into it what is missing; quick when all is there.
@@ -56,7 +116,7 @@ pub fn ensure(dir: &Path, references: bool) -> Result<VenvInfo> {
             );
         }
     }
-    let info = found.info(&python)?;
+    let info = info(&found, &python)?;
     if let Err(e) = write_stamp(dir, &info, references) {
         eprintln!(
             "xtask: warning: could not write the stamp in {}: {e:#}",
@@ -190,6 +250,41 @@ pub fn read_stamp(dir: &Path, references: bool) -> Option<VenvInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::parse_probe;
+
+    #[test]
+    fn a_probe_gives_the_venv_info_only_when_torch_imported() {
+        let p = parse_probe(r#"{"python": "3.11", "modules": {"torch": "2.11.0+cu130"}, "errors": {}, "libtorch": "/v/lib/python3.11/site-packages/torch", "cxx11_abi": true}"#).unwrap();
+        let info = info(&p, Path::new("/v/bin/python")).unwrap();
+        assert_eq!(
+            info.libtorch,
+            PathBuf::from("/v/lib/python3.11/site-packages/torch")
+        );
+        assert!(info.cxx11_abi);
+        let p =
+            parse_probe(r#"{"python": "3.11", "modules": {}, "errors": {"torch": "x"}}"#).unwrap();
+        assert!(super::info(&p, Path::new("/p")).is_err());
+    }
+
+    #[test]
+    fn inspecting_a_missing_venv_lists_what_setup_would_install() {
+        let dir = std::env::temp_dir().join(format!("xtask-no-venv-{}", std::process::id()));
+        let state = inspect(&dir, false).unwrap();
+        assert_eq!(
+            state,
+            VenvState::Lacking {
+                missing: vec![
+                    "torch==2.11.0 (no venv yet)".into(),
+                    "numpy (no venv yet)".into()
+                ]
+            }
+        );
+        assert!(!dir.exists(), "inspect must create nothing");
+        let VenvState::Lacking { missing } = inspect(&dir, true).unwrap() else {
+            panic!("no venv, yet ready")
+        };
+        assert_eq!(missing.len(), 7);
+    }
 
     #[test]
     fn the_stamp_goes_stale_when_pip_changes_the_venv() {

