@@ -15,7 +15,9 @@ pub enum TrainError {
     /// A file system operation failed.
     #[error("i/o error on {path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
@@ -23,46 +25,75 @@ pub enum TrainError {
     /// A JSON file could not be parsed or written.
     #[error("json error in {path}: {source}")]
     Json {
+        /// The file.
         path: PathBuf,
+        /// What the parser said (with line and column).
         #[source]
         source: serde_json::Error,
     },
 
     /// The loss (or another watched value) was NaN or infinite.
     #[error("non-finite value {value} at step {step}: expected a finite loss")]
-    NonFinite { step: u64, value: f64 },
+    NonFinite {
+        /// The micro-iteration (from 0) whose loss it was.
+        step: u64,
+        /// The value.
+        value: f64,
+    },
 
     /// A tensor had the wrong shape.
     #[error("tensor `{name}`: expected shape {expected:?}, found {actual:?}")]
     ShapeMismatch {
+        /// The tensor.
         name: String,
+        /// The shape expected.
         expected: Vec<i64>,
+        /// The shape found.
         actual: Vec<i64>,
     },
 
     /// A tensor was expected but not there.
     #[error("tensor `{name}` missing from {context}")]
-    MissingTensor { name: String, context: String },
+    MissingTensor {
+        /// The tensor.
+        name: String,
+        /// Where it was looked for (a checkpoint file, an optimiser state).
+        context: String,
+    },
 
     /// A tensor was there but nothing expected it.
     #[error("unexpected tensor `{name}` in {context}: the model/optimiser has no such entry")]
-    UnexpectedTensor { name: String, context: String },
+    UnexpectedTensor {
+        /// The tensor.
+        name: String,
+        /// Where it was found.
+        context: String,
+    },
 
     /// A checkpoint file exists but its content is not what its index promised.
     #[error("corrupt checkpoint {path}: expected {expected}, found {found}")]
     CorruptCheckpoint {
+        /// The file.
         path: PathBuf,
+        /// What its index promised.
         expected: String,
+        /// What is there.
         found: String,
     },
 
     /// A parameter name given to the optimiser is not in the VarStore.
     #[error("parameter `{name}` is not a variable of the VarStore")]
-    UnknownParam { name: String },
+    UnknownParam {
+        /// The name.
+        name: String,
+    },
 
     /// A parameter appears in two groups.
     #[error("parameter `{name}` is in more than one parameter group")]
-    DuplicateParam { name: String },
+    DuplicateParam {
+        /// The name.
+        name: String,
+    },
 
     /// A parameter no longer shares storage with the optimiser's flat buffer
     /// (e.g. after `VarStore::set_kind` / `set_device`, which replace the data).
@@ -71,7 +102,12 @@ pub enum TrainError {
          replaced, e.g. by VarStore::set_kind/set_device): expected it to view offset {offset} \
          of the buffer; build the optimiser after moving the VarStore"
     )]
-    ParamDetached { name: String, offset: i64 },
+    ParamDetached {
+        /// The parameter.
+        name: String,
+        /// Its offset in the flat buffer.
+        offset: i64,
+    },
 
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
@@ -83,7 +119,12 @@ pub enum TrainError {
 
     /// Plot rendering failed.
     #[error("plot {path}: {reason}")]
-    Plot { path: PathBuf, reason: String },
+    Plot {
+        /// The PNG being drawn.
+        path: PathBuf,
+        /// What plotters said.
+        reason: String,
+    },
 }
 
 /// `Result` with [`TrainError`] as the default error.

@@ -118,6 +118,7 @@ impl GradAccumulator {
         Ok(GradAccumulator { k, pending: 0 })
     }
 
+    /// Micro-steps per optimiser step.
     pub fn k(&self) -> usize {
         self.k
     }

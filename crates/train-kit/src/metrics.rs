@@ -45,6 +45,7 @@ impl MetricsLog {
             .map_err(|e| TrainError::io(&self.path, e))
     }
 
+    /// The log file.
     pub fn path(&self) -> &Path {
         &self.path
     }

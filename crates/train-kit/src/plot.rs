@@ -5,18 +5,19 @@
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsLog;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 use std::path::Path;
-use std::sync::Once;
 
 /// One named line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
+    /// Legend text.
     pub name: String,
+    /// `(x, y)` points in drawing order.
     pub points: Vec<(f64, f64)>,
 }
 
 impl Series {
+    /// A series from its name and points.
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Series {
             name: name.into(),
@@ -25,24 +26,8 @@ impl Series {
     }
 }
 
-/// Registers DejaVu Sans as `sans-serif` (regular, bold, oblique) and DejaVu Sans Mono as
-/// `monospace`. Idempotent.
-pub fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let fonts: [(&str, FontStyle, &'static [u8]); 5] = [
-            ("sans-serif", FontStyle::Normal, dejavu::sans::regular()),
-            ("sans-serif", FontStyle::Bold, dejavu::sans::bold()),
-            ("sans-serif", FontStyle::Oblique, dejavu::sans::oblique()),
-            ("sans-serif", FontStyle::Italic, dejavu::sans::oblique()),
-            ("monospace", FontStyle::Normal, dejavu::sans_mono::regular()),
-        ];
-        for (name, style, bytes) in fonts {
-            // The bundled TTFs parse; a failure would only leave that style unregistered.
-            let _ = register_font(name, style, bytes);
-        }
-    });
-}
+/// The workspace's plot font (DejaVu Sans / Mono), registered once: `cvlab_util`'s.
+pub use cvlab_util::register_fonts;
 
 const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),

@@ -108,6 +108,7 @@ impl Progress {
         }
     }
 
+    /// Clears the bar (plain lines need no ending).
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

@@ -14,20 +14,30 @@ pub enum Schedule {
     /// `lr = min + (base - min) * 0.5 * (1 + cos(pi * (t - w) / (T - w)))`; `min_lr` from
     /// `t >= T` on (and right after warmup when `T <= w`).
     WarmupCosine {
+        /// The lr at the end of warmup.
         base_lr: f64,
+        /// The floor the cosine decays to.
         min_lr: f64,
+        /// Steps of linear warmup from 0.
         warmup_steps: usize,
+        /// Steps of the whole schedule (warmup included).
         total_steps: usize,
     },
     /// `lr = base * gamma^(t / step_size)` (integer division), torch's `StepLR`;
     /// `step_size == 0` keeps `base_lr`.
     Step {
+        /// The lr of the first `step_size` steps.
         base_lr: f64,
+        /// The factor applied every `step_size` steps.
         gamma: f64,
+        /// Steps between decays.
         step_size: usize,
     },
     /// A fixed learning rate.
-    Constant { lr: f64 },
+    Constant {
+        /// The lr.
+        lr: f64,
+    },
 }
 
 /// The linear scaling rule `lr = blr * effective_batch / 256` (Goyal et al. 2017, as MAE's

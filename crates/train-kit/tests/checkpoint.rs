@@ -19,13 +19,6 @@ const SEED: u64 = 1234;
 /// (step, weights) of each checkpoint written.
 type Saved = Vec<(u64, Vec<(String, Tensor)>)>;
 
-/// torch's generator is process-global: tests using it run one at a time.
-static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    RNG_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 struct Run {
     vs: nn::VarStore,
     net: nn::SequentialT,
@@ -111,7 +104,7 @@ fn assert_same_weights(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
 
 #[test]
 fn exact_resume_is_bitwise() {
-    let _rng = rng_lock();
+    let _rng = test_support::rng_lock();
     let mut straight = build(1, 16);
     train(&mut straight, 0, 20, None, None).unwrap();
 
@@ -167,7 +160,7 @@ fn exact_resume_is_bitwise() {
 
 #[test]
 fn crash_leftovers_keep_previous_checkpoint_loadable() {
-    let _rng = rng_lock();
+    let _rng = test_support::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let mut run = build(1, 16);
     let saved = train(&mut run, 0, 7, None, Some((dir.path(), 7))).unwrap();
@@ -245,7 +238,7 @@ fn crash_leftovers_keep_previous_checkpoint_loadable() {
 
 #[test]
 fn corrupt_or_mismatched_checkpoints_are_errors() {
-    let _rng = rng_lock();
+    let _rng = test_support::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let mut run = build(1, 16);
     train(&mut run, 0, 3, None, Some((dir.path(), 3))).unwrap();
@@ -344,7 +337,7 @@ fn corrupt_or_mismatched_checkpoints_are_errors() {
 
 #[test]
 fn nan_stops_training_and_last_checkpoint_is_intact() {
-    let _rng = rng_lock();
+    let _rng = test_support::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let mut run = build(1, 16);
     let mut saved = Vec::new();

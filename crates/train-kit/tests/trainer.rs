@@ -3,7 +3,6 @@
 //! loadable checkpoint; evaluation metrics land in the log and the report; the curves plot.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use datasets::{Loader, LoaderConfig};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
@@ -11,8 +10,6 @@ use train_kit::{
     AdamW, AdamWConfig, Checkpoint, Lars, LarsConfig, MetricsLog, Optimizer, RunOptions, Schedule,
     Seeding, Sgd, SgdConfig, TrainError, TrainReport, Trainer, TrainerConfig,
 };
-
-static RNG: Mutex<()> = Mutex::new(());
 
 fn data() -> (Tensor, Tensor) {
     tch::manual_seed(1);
@@ -125,7 +122,7 @@ fn assert_same(a: &nn::VarStore, b: &nn::VarStore) {
 
 #[test]
 fn resume_is_exact_for_adamw_sgd_and_lars() {
-    let _lock = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = test_support::rng_lock();
     for kind in [Opt::AdamW, Opt::Sgd, Opt::Lars] {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (straight, full) = train(kind, a.path(), None, None);
@@ -150,7 +147,7 @@ fn resume_is_exact_for_adamw_sgd_and_lars() {
 
 #[test]
 fn a_nan_names_its_step_and_the_last_checkpoint_loads() {
-    let _lock = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = test_support::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let (_, r) = train(Opt::Sgd, dir.path(), None, Some(13));
     let err = r.unwrap_err();
@@ -172,7 +169,7 @@ fn a_nan_names_its_step_and_the_last_checkpoint_loads() {
 
 #[test]
 fn evaluations_land_in_the_log_and_the_report() {
-    let _lock = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = test_support::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let (_, r) = train(Opt::AdamW, dir.path(), None, None);
     let r = r.unwrap();

@@ -38,11 +38,17 @@ const FORMAT: u32 = 1;
 /// Run state stored next to the tensors.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointMeta {
+    /// The micro-iteration the run goes on at.
     pub step: u64,
+    /// The epoch of `step`.
     pub epoch: u64,
+    /// The run's seed (per-step seeding: `seed + step`).
     pub seed: u64,
+    /// Free for the caller's own generators (e.g. a data-order RNG).
     pub rng_state: serde_json::Value,
+    /// The recipe the run was started with.
     pub config: serde_json::Value,
+    /// The loop's own state (running losses, history).
     pub metrics: serde_json::Value,
 }
 
@@ -132,11 +138,10 @@ impl Checkpoint {
             .map(|k| ckpt_name(meta.step, k))
             .find(|n| Some(n) != current.as_ref())
             .unwrap_or_else(|| ckpt_name(meta.step, 0));
-        let tmp = atomic::tmp_path(dir, &file);
-        Tensor::write_safetensors(&tensors, &tmp)?;
-        atomic::fsync_file(&tmp)?;
-        let (bytes, sha256) = atomic::hash_file(&tmp)?;
-        atomic::commit(&tmp, dir, &file)?;
+        let staged = atomic::staged(dir, &file)?;
+        Tensor::write_safetensors(&tensors, staged.tmp_path())?;
+        let (bytes, sha256) = atomic::hash_file(staged.tmp_path())?;
+        atomic::commit(staged)?;
 
         let index = Index {
             format: FORMAT,

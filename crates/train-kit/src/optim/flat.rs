@@ -189,6 +189,7 @@ impl AdamW {
         self.step
     }
 
+    /// The hyper-parameters.
     pub fn config(&self) -> &AdamWConfig {
         &self.cfg
     }

@@ -41,10 +41,15 @@ use tch::{nn, Tensor};
 /// a [`GroupSpec`] carries its own weight decay.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdamWConfig {
+    /// Base learning rate.
     pub lr: f64,
+    /// Decay rate of the first moment (`betas[0]`).
     pub beta1: f64,
+    /// Decay rate of the second moment (`betas[1]`).
     pub beta2: f64,
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// Decoupled weight decay (the default group's).
     pub weight_decay: f64,
 }
 
@@ -97,11 +102,14 @@ impl AdamWConfig {
 /// Per-group settings: absolute weight decay and a multiplier of the optimiser's lr.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GroupSpec {
+    /// Absolute (decoupled or coupled, per optimiser) weight decay of the group.
     pub weight_decay: f64,
+    /// Multiplier of the optimiser's base lr (layer-wise lr decay).
     pub lr_scale: f64,
 }
 
 impl GroupSpec {
+    /// A group spec from its weight decay and lr scale.
     pub fn new(weight_decay: f64, lr_scale: f64) -> Self {
         GroupSpec {
             weight_decay,
@@ -127,11 +135,14 @@ impl GroupSpec {
 /// A set of VarStore variables (by name) sharing a [`GroupSpec`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamGroup {
+    /// The group's settings.
     pub spec: GroupSpec,
+    /// VarStore names of its variables.
     pub names: Vec<String>,
 }
 
 impl ParamGroup {
+    /// A group of the named variables.
     pub fn new(spec: GroupSpec, names: Vec<String>) -> Self {
         ParamGroup { spec, names }
     }

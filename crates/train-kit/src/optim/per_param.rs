@@ -96,10 +96,12 @@ impl PerParamAdamW {
         }
     }
 
+    /// Sets the base learning rate (each group uses `lr * lr_scale`).
     pub fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
     }
 
+    /// The base learning rate.
     pub fn lr(&self) -> f64 {
         self.lr
     }

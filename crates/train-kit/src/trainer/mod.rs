@@ -94,6 +94,7 @@ pub struct TrainerConfig {
     pub clip_grad: Option<f64>,
     /// bf16 autocast around [`StepInfo::autocast`] (CUDA only; the CPU stays float32).
     pub bf16: bool,
+    /// How torch's generator is seeded (exact resume needs `PerStep`).
     pub seeding: Seeding,
     /// Also checkpoint every this many optimiser steps (mid-epoch); 0 = epoch ends only.
     pub checkpoint_every: usize,
@@ -144,6 +145,7 @@ impl TrainerConfig {
 /// Where the loop is, passed to the step function.
 #[derive(Debug, Clone, Copy)]
 pub struct StepInfo {
+    /// The epoch, from 0.
     pub epoch: u64,
     /// Micro-iteration since the start of the run (`epoch * iters_per_epoch + index`).
     pub iter: u64,
@@ -171,7 +173,9 @@ impl StepInfo {
 /// class losses) that go into the metrics lines (read only when a line is written).
 #[derive(Debug)]
 pub struct StepOutput {
+    /// The micro-batch loss (one element) to back-propagate.
     pub loss: Tensor,
+    /// Named loss parts (one element each), logged with the loss.
     pub parts: Vec<(String, Tensor)>,
 }
 
@@ -190,6 +194,7 @@ pub type EvalMetrics = Vec<(String, f64)>;
 /// One finished epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
+    /// The epoch, from 0.
     pub epoch: u64,
     /// Mean micro-batch loss over the epoch (a resumed epoch counts from its start).
     pub loss: f64,
@@ -208,7 +213,9 @@ pub struct TrainReport {
     pub iters: u64,
     /// Micro-iteration a resumed run started at.
     pub resumed_at: Option<u64>,
+    /// Optimiser steps in the whole run so far.
     pub optimizer_steps: i64,
+    /// Wall time of this call.
     pub seconds: f64,
     /// Whether `stop_after` ended the run early.
     pub stopped_early: bool,
@@ -251,6 +258,7 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
+    /// A trainer of `cfg`'s loop writing where `run` says; checks the config.
     pub fn new(cfg: &'a TrainerConfig, run: &'a RunOptions) -> Result<Self> {
         cfg.validate()?;
         Ok(Trainer { cfg, run })
