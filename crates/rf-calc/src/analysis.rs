@@ -24,6 +24,7 @@ pub struct Options {
 }
 
 impl Options {
+    /// Options for a known input size `[height, width]`.
     pub fn input(size: Pair) -> Options {
         Options {
             input: Some(size),
@@ -72,9 +73,11 @@ impl AxisRf {
 /// Everything known about one node.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeReport {
+    /// The node's name.
     pub name: String,
     /// Op with kernel, stride and padding.
     pub op: String,
+    /// Names of the nodes it reads.
     pub inputs: Vec<String>,
     /// Sizes and applied paddings, `[height, width]`.
     pub geom: [AxisGeom; 2],
@@ -118,10 +121,13 @@ impl NodeReport {
 /// The receptive fields of every node of a graph.
 #[derive(Debug, Clone, Serialize)]
 pub struct Analysis {
+    /// Name of the analysed graph.
     pub graph: String,
+    /// Input size `[height, width]`, when given.
     pub input: Option<Pair>,
     /// Whether misaligned merges were errors.
     pub strict: bool,
+    /// Every node, in topological order.
     pub nodes: Vec<NodeReport>,
     /// Names of the end-points, in order.
     pub endpoints: Vec<String>,
@@ -132,6 +138,7 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// The report of the node called `name`.
     pub fn node(&self, name: &str) -> Result<&NodeReport> {
         self.nodes
             .iter()

@@ -123,6 +123,7 @@ fn merge(
 /// Output of the closed form: every node's receptive field, `[height, width]`.
 #[derive(Debug, Clone)]
 pub struct ClosedForm {
+    /// Every node's field by the closed form, `[height, width]`.
     pub rf: Vec<[DistillRf; 2]>,
     /// Misaligned merges seen when not strict.
     pub warnings: Vec<String>,

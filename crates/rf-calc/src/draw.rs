@@ -133,8 +133,11 @@ pub fn units_png(path: &Path, canvas: &RgbImage, node: &NodeReport, units: &[Pai
 /// One heat-map panel: a map and labelled boxes over it, `[[top, bottom], [left, right]]` in
 /// pixel-edge coordinates (pixel `j` covers `[j, j + 1)`).
 pub struct HeatPanel<'a> {
+    /// Caption above the map.
     pub title: String,
+    /// The map.
     pub map: &'a ErfMap,
+    /// Labelled boxes, `[[top, bottom], [left, right]]` in pixel edges; the first is white.
     pub boxes: Vec<(String, [[f64; 2]; 2])>,
 }
 

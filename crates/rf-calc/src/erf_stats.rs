@@ -15,8 +15,11 @@ pub const MASS: f64 = 0.9545;
 /// A non-negative map over the input, row-major.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErfMap {
+    /// Rows.
     pub height: usize,
+    /// Columns.
     pub width: usize,
+    /// `height * width` values, row-major.
     pub data: Vec<f64>,
 }
 
@@ -25,12 +28,15 @@ pub struct ErfMap {
 pub struct AxisErf {
     /// Mean pixel index.
     pub centroid: f64,
+    /// Standard deviation of the marginal, in pixels.
     pub sigma: f64,
     /// Width of the central interval holding [`MASS`] of the marginal (pixels as unit bins).
     pub size: f64,
+    /// `4 sigma`, the Gaussian's 95.45% width.
     pub size_4sigma: f64,
     /// `R^2` of the discretised Gaussian with the same mean and variance.
     pub gaussian_r2: f64,
+    /// Kurtosis of the marginal (3 for a Gaussian).
     pub kurtosis: f64,
     /// First and last pixel with a non-zero marginal (above the tolerance given).
     pub support: Option<[i64; 2]>,
@@ -39,11 +45,14 @@ pub struct AxisErf {
 /// Statistics along height and width.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ErfStats {
+    /// Along height (rows).
     pub h: AxisErf,
+    /// Along width (columns).
     pub w: AxisErf,
 }
 
 impl ErfMap {
+    /// A map from row-major `data`; `None` unless `data` has `height * width` finite, non-negative values.
     pub fn new(height: usize, width: usize, data: Vec<f64>) -> Option<ErfMap> {
         (data.len() == height * width && data.iter().all(|v| v.is_finite() && *v >= 0.0)).then_some(
             ErfMap {
@@ -54,6 +63,7 @@ impl ErfMap {
         )
     }
 
+    /// The value at row `y`, column `x`.
     pub fn at(&self, y: usize, x: usize) -> f64 {
         self.data[y * self.width + x]
     }
@@ -196,6 +206,7 @@ pub fn axis_stats(m: &[f64], tol: f64) -> AxisErf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use test_support::{assert_close, Tol};
 
     #[test]
     fn gaussian_and_uniform_are_told_apart() {
@@ -203,21 +214,19 @@ mod tests {
             .map(|j| (-((j as f64 - 50.0) / 6.0).powi(2) / 2.0).exp())
             .collect();
         let s = axis_stats(&gauss, 0.0);
-        assert!((s.centroid - 50.0).abs() < 1e-9);
-        assert!((s.sigma - 6.0).abs() < 0.05, "{}", s.sigma);
+        assert_close(s.centroid, 50.0, Tol::abs(1e-9));
+        assert_close(s.sigma, 6.0, Tol::abs(0.05));
         assert!(s.gaussian_r2 > 0.999, "{}", s.gaussian_r2);
-        assert!((s.kurtosis - 3.0).abs() < 0.05, "{}", s.kurtosis);
-        assert!((s.size - 24.0).abs() < 0.5, "{}", s.size);
+        assert_close(s.kurtosis, 3.0, Tol::abs(0.05));
+        assert_close(s.size, 24.0, Tol::abs(0.5));
 
         let mut uniform = vec![0.0; 101];
         uniform[30..=70].iter_mut().for_each(|v| *v = 1.0);
         let u = axis_stats(&uniform, 0.0);
         assert_eq!(u.support, Some([30, 70]));
-        assert!((u.size - MASS * 41.0).abs() < 1e-9, "{}", u.size);
-        assert!(
-            u.gaussian_r2 < 0.95 && (u.kurtosis - 1.8).abs() < 0.02,
-            "{u:?}"
-        );
+        assert_close(u.size, MASS * 41.0, Tol::abs(1e-9));
+        assert!(u.gaussian_r2 < 0.95, "{u:?}");
+        assert_close(u.kurtosis, 1.8, Tol::abs(0.02));
     }
 
     #[test]

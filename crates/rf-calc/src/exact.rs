@@ -23,11 +23,14 @@ pub const MAX_PERIOD: i64 = 4096;
 /// A non-negative rational, reduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frac {
+    /// Numerator.
     pub num: i64,
+    /// Denominator (positive).
     pub den: i64,
 }
 
 impl Frac {
+    /// `num / den`, reduced.
     pub fn new(num: i64, den: i64) -> Frac {
         let g = gcd(num.abs(), den.abs()).max(1);
         Frac {
@@ -36,10 +39,12 @@ impl Frac {
         }
     }
 
+    /// The integer `n`.
     pub fn int(n: i64) -> Frac {
         Frac { num: n, den: 1 }
     }
 
+    /// As a float.
     pub fn as_f64(self) -> f64 {
         self.num as f64 / self.den as f64
     }
@@ -101,10 +106,12 @@ impl UnitMap {
         }
     }
 
+    /// First input pixel read by unit `x`.
     pub fn lo_at(&self, x: i64) -> i64 {
         self.shift * x.div_euclid(self.period) + self.lo[x.rem_euclid(self.period) as usize]
     }
 
+    /// Last input pixel read by unit `x`.
     pub fn hi_at(&self, x: i64) -> i64 {
         self.shift * x.div_euclid(self.period) + self.hi[x.rem_euclid(self.period) as usize]
     }
@@ -171,7 +178,9 @@ impl UnitMap {
 /// Every node's unit maps, `None` where a padding upstream is unknown.
 #[derive(Debug, Clone)]
 pub struct Exact {
+    /// Every node's unit maps `[height, width]`, `None` where a padding upstream is unknown.
     pub maps: Vec<Option<[UnitMap; 2]>>,
+    /// Misaligned merges seen when not strict.
     pub warnings: Vec<String>,
 }
 

@@ -13,8 +13,11 @@ pub struct NodeId(pub usize);
 /// One node: a named op and the nodes it reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// Unique name (the layer scope of the preset or spec).
     pub name: String,
+    /// What it computes.
     pub op: Op,
+    /// The nodes it reads, all before it.
     pub inputs: Vec<NodeId>,
 }
 
@@ -29,6 +32,7 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The graph's name.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -38,14 +42,17 @@ impl Graph {
         &self.nodes
     }
 
+    /// The node `id` (an id of this graph).
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.0]
     }
 
+    /// Number of nodes, input included.
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
 
+    /// Whether the graph has no node (never true for a built graph: it has its input).
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
@@ -129,6 +136,7 @@ impl GraphBuilder {
         Self::with_input(name, "input")
     }
 
+    /// A graph called `name` whose input node is called `input`.
     pub fn with_input(name: &str, input: &str) -> Self {
         let mut b = GraphBuilder {
             name: name.to_owned(),

@@ -13,13 +13,17 @@ pub const MAX_PARAM: i64 = 1 << 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Axis {
+    /// Height (rows, `y`).
     H,
+    /// Width (columns, `x`).
     W,
 }
 
 impl Axis {
+    /// Height, then width.
     pub const BOTH: [Axis; 2] = [Axis::H, Axis::W];
 
+    /// Index in `[height, width]` pairs: 0 for height, 1 for width.
     pub fn index(self) -> usize {
         match self {
             Axis::H => 0,
@@ -27,6 +31,7 @@ impl Axis {
         }
     }
 
+    /// `height` or `width`.
     pub fn name(self) -> &'static str {
         match self {
             Axis::H => "height",
@@ -46,7 +51,12 @@ pub enum AxisPadding {
     /// depends on the input size `n` unless the stride is 1 or the kernel 1.
     Same,
     /// Fixed padding before and after (PyTorch `padding=p` is `begin = end = p`).
-    Explicit { begin: i64, end: i64 },
+    Explicit {
+        /// Before (top or left).
+        begin: i64,
+        /// After (bottom or right).
+        end: i64,
+    },
 }
 
 impl AxisPadding {
@@ -88,15 +98,19 @@ pub fn same_total(k_eff: i64, s: i64, n: i64) -> i64 {
 /// Padding along both axes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Padding {
+    /// Along height.
     pub h: AxisPadding,
+    /// Along width.
     pub w: AxisPadding,
 }
 
 impl Padding {
+    /// No padding.
     pub const VALID: Padding = Padding {
         h: AxisPadding::Valid,
         w: AxisPadding::Valid,
     };
+    /// TensorFlow `SAME` along both axes.
     pub const SAME: Padding = Padding {
         h: AxisPadding::Same,
         w: AxisPadding::Same,
@@ -115,6 +129,7 @@ impl Padding {
         }
     }
 
+    /// The padding along axis `a`.
     pub fn axis(&self, a: Axis) -> AxisPadding {
         match a {
             Axis::H => self.h,
@@ -126,9 +141,13 @@ impl Padding {
 /// A sliding window: convolution or pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
+    /// Kernel `[kh, kw]`.
     pub kernel: Pair,
+    /// Stride `[sh, sw]`.
     pub stride: Pair,
+    /// Dilation `[dh, dw]` (1: none).
     pub dilation: Pair,
+    /// Padding.
     pub padding: Padding,
 }
 
@@ -165,7 +184,9 @@ pub enum Groups {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PoolKind {
+    /// Max pooling.
     Max,
+    /// Average pooling.
     Avg,
 }
 
@@ -177,26 +198,45 @@ pub enum Op {
     Input,
     /// Convolution (dense, depthwise or dilated).
     Conv {
+        /// Kernel, stride, dilation, padding.
         window: Window,
+        /// Output channels, when known (only the empirical receptive field needs them).
         channels: Option<i64>,
+        /// Dense or depthwise.
         groups: Groups,
     },
     /// Max or average pooling; `ceil_mode` as in PyTorch.
     Pool {
+        /// Max or average.
         kind: PoolKind,
+        /// Kernel, stride, dilation, padding.
         window: Window,
+        /// PyTorch's `ceil_mode`: a last window may start in the padding.
         ceil_mode: bool,
     },
     /// Explicit zero padding (`tf.pad`, `nn.ZeroPad2d`): `[begin, end]` per axis.
-    Pad { h: [i64; 2], w: [i64; 2] },
+    Pad {
+        /// Rows `[top, bottom]`.
+        h: [i64; 2],
+        /// Columns `[left, right]`.
+        w: [i64; 2],
+    },
     /// Nearest-neighbour upsampling by an integer factor per axis.
-    Upsample { factor: Pair },
+    Upsample {
+        /// Factor `[fh, fw]`.
+        factor: Pair,
+    },
     /// Transposed convolution (PyTorch semantics: output `o = i s - p + t`, `t < k`).
     ConvTranspose {
+        /// Kernel `[kh, kw]`.
         kernel: Pair,
+        /// Stride `[sh, sw]`.
         stride: Pair,
+        /// PyTorch's `padding`, cropped from each side of the output.
         padding: Pair,
+        /// PyTorch's `output_padding`, added at the end (smaller than the stride).
         output_padding: Pair,
+        /// Output channels, when known.
         channels: Option<i64>,
     },
     /// Element-wise sum of two or more inputs.
@@ -263,6 +303,7 @@ impl Op {
         }
     }
 
+    /// Max pooling `k x k`, stride `s`.
     pub fn max_pool(k: i64, s: i64, padding: Padding) -> Op {
         Op::Pool {
             kind: PoolKind::Max,
@@ -271,6 +312,7 @@ impl Op {
         }
     }
 
+    /// Average pooling `k x k`, stride `s`.
     pub fn avg_pool(k: i64, s: i64, padding: Padding) -> Op {
         Op::Pool {
             kind: PoolKind::Avg,

@@ -31,12 +31,15 @@ pub const HEADLINE: [(&str, &str, i64, i64, i64); 12] = [
 /// One published row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PublishedRow {
+    /// Network as printed in the table.
     pub network: String,
     /// Square input size; `None` = unknown.
     pub resolution: Option<i64>,
     /// End-point as printed (TF-Slim scope, sometimes with the model name in front).
     pub endpoint: String,
+    /// Receptive field size `r`.
     pub rf: i64,
+    /// Effective stride `S`.
     pub stride: i64,
     /// `None` = depends on the input size.
     pub padding: Option<i64>,
@@ -92,11 +95,13 @@ pub fn published() -> Result<Vec<PublishedRow>> {
 /// A published row beside ours.
 #[derive(Debug, Clone, Serialize)]
 pub struct RowCheck {
+    /// The row as published.
     pub published: PublishedRow,
     /// `(rf, stride, padding)` computed by rf-calc, height and width equal.
     pub ours: Option<(i64, i64, Option<i64>)>,
     /// Why there is no number (or why height and width differ).
     pub error: Option<String>,
+    /// Whether ours equals the published row.
     pub exact: bool,
 }
 

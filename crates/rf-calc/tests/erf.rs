@@ -5,8 +5,10 @@
 
 use rf_calc::erf::{gradient_sum, random_erf, Activation, ErfConfig, ErfNet, NetConfig};
 use rf_calc::spec::{parse, Format};
+use rf_calc::RfError;
 use rf_calc::{analyze, presets, Graph, Options, Pair};
 use tch::{nn, Device, Kind, Tensor};
+use test_support::{assert_close, rng_lock, Tol};
 
 const LINEAR: NetConfig = NetConfig {
     in_channels: 2,
@@ -53,6 +55,7 @@ fn check(g: &Graph, node: &str, input: Pair, units: &[Pair]) {
 
 #[test]
 fn gradient_support_is_the_theoretical_field() {
+    let _rng = rng_lock();
     // TF-Slim ResNet-50's stem and first block at an odd size (SAME pool pads 1 before).
     let r = presets::by_name("resnet_v1_50").unwrap();
     check(&r, "block1", [97, 97], &[[6, 6], [7, 5]]);
@@ -103,6 +106,7 @@ fn gradient_support_is_the_theoretical_field() {
 
 #[test]
 fn random_relu_nets_have_a_gaussian_like_erf_smaller_than_the_theory() {
+    let _rng = rng_lock();
     let g = presets::conv_stack(8, 3).unwrap();
     let cfg = ErfConfig {
         inits: 4,
@@ -116,10 +120,74 @@ fn random_relu_nets_have_a_gaussian_like_erf_smaller_than_the_theory() {
     };
     let e = random_erf(&g, "conv8", [33, 33], &cfg).unwrap();
     assert_eq!(e.theoretical_size, [17, 17]);
-    assert!((e.mass_in_theoretical - 1.0).abs() < 1e-9);
+    assert_close(e.mass_in_theoretical, 1.0, Tol::abs(1e-9));
     for (s, f) in [(e.stats.h, e.fraction[0]), (e.stats.w, e.fraction[1])] {
         assert!(s.gaussian_r2 > 0.9, "{s:?}");
         assert!(f < 0.8, "{f}");
-        assert!((s.centroid - 16.0).abs() < 1.0, "{s:?}");
+        assert_close(s.centroid, 16.0, Tol::abs(1.0));
     }
+}
+
+#[test]
+fn tensor_entry_points_check_their_inputs() {
+    let _rng = rng_lock();
+    let g = presets::conv_stack(2, 3).unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = ErfNet::new(&vs.root(), &g, [9, 9], &LINEAR).unwrap();
+    assert_eq!(net.input_shape(), [2, 9, 9]);
+    let id = g.id("conv2").unwrap();
+    let tensor_err = |r: rf_calc::Result<Tensor>| match r {
+        Err(RfError::Tensor {
+            expected, actual, ..
+        }) => (expected, actual),
+        other => panic!("{other:?}"),
+    };
+    // Wrong size, wrong channels, missing batch axis, wrong kind.
+    let (expected, actual) =
+        tensor_err(net.forward_to(&Tensor::zeros([1, 2, 8, 9], (Kind::Float, Device::Cpu)), id));
+    assert!(
+        expected.contains("2, 9, 9") && actual.contains("8, 9"),
+        "{expected} / {actual}"
+    );
+    let (_, actual) =
+        tensor_err(net.forward_to(&Tensor::zeros([1, 3, 9, 9], (Kind::Float, Device::Cpu)), id));
+    assert!(actual.contains("3, 9, 9"), "{actual}");
+    tensor_err(net.forward_to(&Tensor::zeros([2, 9, 9], (Kind::Float, Device::Cpu)), id));
+    let (expected, actual) = tensor_err(net.forward_to(
+        &Tensor::zeros([1, 2, 9, 9], (Kind::Double, Device::Cpu)),
+        id,
+    ));
+    assert!(
+        expected.contains("Float") && actual.contains("Double"),
+        "{expected} / {actual}"
+    );
+    let ok = Tensor::zeros([1, 2, 9, 9], (Kind::Float, Device::Cpu));
+    assert_eq!(net.forward_to(&ok, id).unwrap().size(), [1, 4, 9, 9]);
+    // A node outside the graph, a unit outside the output.
+    assert!(net.forward_to(&ok, rf_calc::NodeId(99)).is_err());
+    let e = gradient_sum(&net, id, &ok, [9, 0]).unwrap_err().to_string();
+    assert!(e.contains("9x9") && e.contains("[9, 0]"), "{e}");
+    let e = rf_calc::erf::erf_of(
+        &net,
+        "conv2",
+        &Tensor::zeros([0, 2, 9, 9], (Kind::Float, Device::Cpu)),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("batch >= 1"), "{e}");
+    // Configs a user controls.
+    let zero = NetConfig { width: 0, ..LINEAR };
+    let e = ErfNet::new(&vs.root(), &g, [9, 9], &zero)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("width") && e.contains("got 0"), "{e}");
+    let cfg = ErfConfig {
+        batch: 0,
+        ..ErfConfig::default()
+    };
+    assert!(random_erf(&g, "conv2", [9, 9], &cfg)
+        .unwrap_err()
+        .to_string()
+        .contains("batch"));
 }

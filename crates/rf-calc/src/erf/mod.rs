@@ -27,8 +27,11 @@ pub struct ErfConfig {
     pub inits: usize,
     /// Random (standard normal) inputs per initialisation.
     pub batch: i64,
+    /// Seed of init `t` is `seed + t`.
     pub seed: u64,
+    /// Where the nets run.
     pub device: Device,
+    /// How the nets are built.
     pub net: NetConfig,
 }
 
@@ -47,11 +50,14 @@ impl Default for ErfConfig {
 /// An effective receptive field beside the theoretical one.
 #[derive(Debug, Clone, Serialize)]
 pub struct Erf {
+    /// The node whose unit is measured.
     pub node: String,
     /// The output unit `[row, col]`.
     pub unit: Pair,
     #[serde(skip)]
+    /// The averaged `|gradient|` over the input.
     pub map: ErfMap,
+    /// The map's statistics (effective size, Gaussian fit).
     pub stats: ErfStats,
     /// Theoretical receptive field of the unit, `[[top, bottom], [left, right]]`, unclipped.
     pub theoretical: [[i64; 2]; 2],
@@ -87,7 +93,21 @@ pub fn centre_unit(graph: &Graph, node: &str, input: Pair) -> Result<Pair> {
 }
 
 /// Sum over the batch of `|d y[:, :, unit] / d x|`, summed over input channels: `[h, w]`.
+/// `xs` must be what [`ErfNet::forward_to`] takes and `unit` a unit of `node`'s output.
 pub fn gradient_sum(net: &ErfNet, node: NodeId, xs: &Tensor, unit: Pair) -> Result<Tensor> {
+    net.check_node(node)?;
+    let out = net.out_size(node);
+    if (0..2).any(|a| unit[a] < 0 || unit[a] >= out[a]) {
+        return Err(RfError::Invalid {
+            what: "unit".to_owned(),
+            message: format!(
+                "expected a unit of `{}`'s {}x{} output, got {unit:?}",
+                net.graph().node(node).name,
+                out[0],
+                out[1]
+            ),
+        });
+    }
     let x = xs.detach().f_set_requires_grad(true)?;
     let y = net.forward_to(&x, node)?;
     let target = y
@@ -141,6 +161,12 @@ pub fn compare(graph: &Graph, node: &str, input: Pair, unit: Pair, map: ErfMap) 
 /// The effective receptive field of `node`'s centre unit over random inputs and random
 /// initialisations of the net built from `graph`.
 pub fn random_erf(graph: &Graph, node: &str, input: Pair, cfg: &ErfConfig) -> Result<Erf> {
+    if cfg.batch < 1 {
+        return Err(RfError::Invalid {
+            what: "ErfConfig::batch".to_owned(),
+            message: format!("expected at least 1 input per init, got {}", cfg.batch),
+        });
+    }
     let id = graph.id(node)?;
     let unit = centre_unit(graph, node, input)?;
     let mut acc: Option<Tensor> = None;
@@ -169,10 +195,12 @@ pub fn random_erf(graph: &Graph, node: &str, input: Pair, cfg: &ErfConfig) -> Re
 }
 
 /// The effective receptive field of a given (e.g. trained) net on given inputs
-/// (`[batch, channels, h, w]`), for `node`'s centre unit.
+/// (`[batch, channels, h, w]`, float, on the net's device, of the size it was built for), for
+/// `node`'s centre unit.
 pub fn erf_of(net: &ErfNet, node: &str, inputs: &Tensor) -> Result<Erf> {
     let graph = net.graph();
     let id = graph.id(node)?;
+    net.check_input("inputs", inputs)?;
     let size = inputs.size();
     let input = [size[2], size[3]];
     let unit = centre_unit(graph, node, input)?;

@@ -3,7 +3,7 @@
 //! weights, optional ReLU after each convolution.
 
 use tch::nn::{self, Init};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Result, RfError};
 use crate::graph::{Graph, NodeId};
@@ -13,6 +13,7 @@ use crate::sizes::{resolve, AxisGeom};
 /// Non-linearity after each convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
+    /// ReLU after each convolution (Luo et al.'s nonlinear nets).
     Relu,
     /// None: the net is linear in its input, so the gradient does not depend on the input.
     Linear,
@@ -25,6 +26,7 @@ pub struct NetConfig {
     pub in_channels: i64,
     /// Output channels of convolutions that do not set theirs.
     pub width: i64,
+    /// Non-linearity after each convolution.
     pub activation: Activation,
     /// Average instead of max pooling (same geometry; the gradient then reaches every pixel of
     /// the window, which the support check needs).
@@ -82,6 +84,9 @@ pub struct ErfNet {
     channels: Vec<i64>,
     geoms: Vec<[AxisGeom; 2]>,
     activation: Activation,
+    /// `[in_channels, height, width]` of the inputs it was built for.
+    input: [i64; 3],
+    device: Device,
 }
 
 fn param_name(s: &str) -> String {
@@ -103,6 +108,14 @@ fn layout(g: &AxisGeom, k: i64, s: i64) -> Result<(i64, i64)> {
 impl ErfNet {
     /// Builds the net for inputs of size `input`, variables under `vs`.
     pub fn new(vs: &nn::Path, graph: &Graph, input: Pair, cfg: &NetConfig) -> Result<ErfNet> {
+        for (what, v) in [("in_channels", cfg.in_channels), ("width", cfg.width)] {
+            if v < 1 {
+                return Err(RfError::Invalid {
+                    what: format!("NetConfig::{what}"),
+                    message: format!("expected at least 1 channel, got {v}"),
+                });
+            }
+        }
         let geoms = resolve(graph, Some(input))?;
         let kaiming = Init::Kaiming {
             dist: nn::init::NormalOrUniform::Normal,
@@ -216,9 +229,65 @@ impl ErfNet {
             channels,
             geoms,
             activation: cfg.activation,
+            input: [cfg.in_channels, input[0], input[1]],
+            device: vs.device(),
         })
     }
 
+    /// `[in_channels, height, width]` of the inputs the net takes.
+    pub fn input_shape(&self) -> [i64; 3] {
+        self.input
+    }
+
+    /// Checks that `node` is a node of the net's graph.
+    pub(crate) fn check_node(&self, node: NodeId) -> Result<()> {
+        if node.0 < self.graph.len() {
+            Ok(())
+        } else {
+            Err(RfError::Invalid {
+                what: "node".to_owned(),
+                message: format!(
+                    "expected a node of `{}` (0..{}), got #{}",
+                    self.graph.name(),
+                    self.graph.len(),
+                    node.0
+                ),
+            })
+        }
+    }
+
+    /// Checks that `xs` is a `[batch >= 1, in_channels, height, width]` float tensor on the
+    /// net's device.
+    pub(crate) fn check_input(&self, what: &'static str, xs: &Tensor) -> Result<()> {
+        let size = xs.size();
+        let [c, h, w] = self.input;
+        let shape_ok =
+            matches!(size.as_slice(), [b, sc, sh, sw] if *b >= 1 && [*sc, *sh, *sw] == [c, h, w]);
+        if !shape_ok {
+            return Err(RfError::tensor(
+                what,
+                format!("shape [batch >= 1, {c}, {h}, {w}]"),
+                format!("{size:?}"),
+            ));
+        }
+        if xs.kind() != KIND {
+            return Err(RfError::tensor(
+                what,
+                format!("{KIND:?}"),
+                format!("{:?}", xs.kind()),
+            ));
+        }
+        if xs.device() != self.device {
+            return Err(RfError::tensor(
+                what,
+                format!("a tensor on {:?} (the net's device)", self.device),
+                format!("{:?}", xs.device()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The graph the net was built from.
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
@@ -234,8 +303,11 @@ impl ErfNet {
         [g[0].out_size.unwrap_or(0), g[1].out_size.unwrap_or(0)]
     }
 
-    /// Runs the net on `xs` (`[batch, in_channels, h, w]`) up to `node`.
+    /// Runs the net on `xs` (`[batch, in_channels, h, w]`, float, on the net's device) up to
+    /// `node`.
     pub fn forward_to(&self, xs: &Tensor, node: NodeId) -> Result<Tensor> {
+        self.check_node(node)?;
+        self.check_input("xs", xs)?;
         let needed = self.graph.ancestors(node);
         let mut outs: Vec<Option<Tensor>> = (0..=node.0).map(|_| None).collect();
         for i in 0..=node.0 {

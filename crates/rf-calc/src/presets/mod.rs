@@ -25,6 +25,7 @@ use crate::layer::{Op, Padding};
 /// A named preset.
 #[derive(Debug, Clone, Copy)]
 pub struct Preset {
+    /// Name as `presets::by_name` takes it (the published table's, or torchvision's).
     pub name: &'static str,
     /// Where the architecture comes from.
     pub source: &'static str,
@@ -32,6 +33,7 @@ pub struct Preset {
 }
 
 impl Preset {
+    /// Builds the preset's graph.
     pub fn build(&self) -> Result<Graph> {
         (self.build)()
     }
