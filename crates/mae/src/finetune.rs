@@ -233,10 +233,31 @@ pub fn evaluate(
     device: Device,
 ) -> Result<f64> {
     let (h, w) = vit.config().img_size;
+    if batch < 1 {
+        return Err(MaeError::Config(format!(
+            "evaluation batch must be >= 1, got {batch}"
+        )));
+    }
     let (mut correct, mut total) = (0i64, 0i64);
     let mut score = |x: &Tensor, y: &Tensor| -> Result<()> {
+        let size = x.size();
+        let ok = size.len() == 4
+            && x.is_floating_point()
+            && y.size() == [size[0]]
+            && y.kind() == Kind::Int64;
+        if !ok {
+            return Err(MaeError::input(
+                "evaluation images",
+                format!(
+                    "float [N, C, H, W] with int64 labels [N] (got labels {:?} {:?})",
+                    y.size(),
+                    y.kind()
+                ),
+                size,
+            ));
+        }
         let x = x.to_device(device);
-        let (xh, xw) = (x.size()[2], x.size()[3]);
+        let (xh, xw) = (size[2], size[3]);
         let x = if (xh, xw) != (h, w) && xh >= h && xw >= w {
             x.narrow(2, (xh - h) / 2, h).narrow(3, (xw - w) / 2, w)
         } else {
@@ -255,7 +276,14 @@ pub fn evaluate(
     };
     match set {
         EvalSet::Tensors { images, labels } => {
-            let n = images.size()[0];
+            let n = images.size().first().copied().unwrap_or(0);
+            if labels.size().first() != Some(&n) {
+                return Err(MaeError::input(
+                    "evaluation labels",
+                    format!("[{n}], one per image"),
+                    labels.size(),
+                ));
+            }
             for start in (0..n).step_by(batch.max(1) as usize) {
                 let len = batch.min(n - start);
                 score(&images.narrow(0, start, len), &labels.narrow(0, start, len))?;

@@ -533,6 +533,35 @@ fn bad_tensors_are_errors_not_panics() {
     for r in bad_probe {
         assert!(matches!(r, Err(MaeError::Input { .. })), "{r:?}");
     }
+    // Evaluation: images and labels must pair up.
+    let vit_cfg = mae::classifier_config(&cfg, 3, true, 0.0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let vit = vit_core::VisionTransformer::new(&vs.root(), &vit_cfg).unwrap();
+    let (m, s) = ([0.5; 3], [0.25; 3]);
+    let imgs = Tensor::rand([4, 3, 16, 16], (Kind::Float, Device::Cpu));
+    let acc = mae::evaluate(
+        &vit,
+        &mae::EvalSet::Tensors {
+            images: &imgs,
+            labels: &y,
+        },
+        &m,
+        &s,
+        2,
+        Device::Cpu,
+    );
+    assert!((0.0..=1.0).contains(&acc.unwrap()));
+    for (labels, batch) in [
+        (y.narrow(0, 0, 3), 2),
+        (y.to_kind(Kind::Float), 2),
+        (y.shallow_clone(), 0),
+    ] {
+        let set = mae::EvalSet::Tensors {
+            images: &imgs,
+            labels: &labels,
+        };
+        assert!(mae::evaluate(&vit, &set, &m, &s, batch, Device::Cpu).is_err());
+    }
     // Figure panels of the wrong rank.
     let dir = tempfile::tempdir().unwrap();
     let flat = mae::Reconstruction {

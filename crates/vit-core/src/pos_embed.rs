@@ -16,6 +16,11 @@ pub fn sincos_2d(dim: i64, grid_h: i64, grid_w: i64) -> Result<Vec<f64>> {
             "2-D sin-cos position embedding needs a width divisible by 4, got {dim}"
         )));
     }
+    if grid_h < 0 || grid_w < 0 {
+        return Err(ViTError::Config(format!(
+            "2-D sin-cos position embedding needs a grid of size >= 0, got {grid_h}x{grid_w}"
+        )));
+    }
     let quarter = (dim / 4) as usize;
     let omega: Vec<f64> = (0..quarter)
         .map(|i| 1.0 / 10000f64.powf(i as f64 / quarter as f64))
@@ -107,6 +112,8 @@ mod tests {
             assert_eq!(*a, b);
         }
         assert!(sincos_2d(6, 2, 2).is_err());
+        assert!(sincos_2d(8, -1, 2).is_err());
+        assert!(sincos_2d_tensor(8, 2, -3, 1).is_err());
         let t = sincos_2d_tensor(8, 2, 3, 1).unwrap();
         assert_eq!(t.size(), [1, 7, 8]);
         assert_eq!(
