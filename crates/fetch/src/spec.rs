@@ -176,7 +176,7 @@ pub const DEEPFOREST: DatasetSpec = DatasetSpec {
     ],
 };
 
-/// Every data set [`ensure`] can fetch.
+/// Every data set [`ensure`](crate::ensure) can fetch.
 pub const ALL: &[DatasetSpec] = &[MNIST, FASHION_MNIST, DEEPFOREST];
 
 /// Looks a data set up by name.
