@@ -187,6 +187,7 @@ pub fn iou<T: Real>(a: &[T; 4], b: &[T; 4]) -> T {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IouKind {
+    /// Plain IoU: `intersection / union`.
     Iou,
     /// Generalized IoU (Rezatofighi et al. 2019): `iou - (hull - union) / hull`.
     Giou,

@@ -12,9 +12,11 @@ use crate::error::{DetError, Result};
 /// One row: a box on an image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CsvBox {
+    /// `image_path`: the image the box lies on, as written in the file.
     pub image_path: String,
     /// `[xmin, ymin, xmax, ymax]`.
     pub bbox: [f64; 4],
+    /// `label`: the class name.
     pub label: String,
 }
 

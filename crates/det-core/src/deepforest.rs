@@ -19,40 +19,53 @@ use crate::voc::VocAnnotation;
 
 /// Annotation files of each split, in order.
 pub const TRAIN: [&str; 2] = ["2019_YELL_2_528000_4978000_image_crop2.xml", "SOAP_061.xml"];
+/// Annotation files of the validation split, in order.
 pub const VAL: [&str; 2] = ["2019_YELL_2_541000_4977000_image_crop.xml", "OSBS_029.xml"];
 
 /// Which part of the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
+    /// The training images.
     Train,
+    /// The held-out validation images.
     Val,
 }
 
 /// One annotated image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectionImage {
+    /// The image file.
     pub image: PathBuf,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
     /// `xyxy` pixel boxes.
     pub boxes: Vec<[f64; 4]>,
+    /// One class name per box.
     pub labels: Vec<String>,
 }
 
 /// One tile: a window of `images[source]` with the boxes inside it (tile coordinates).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectionTile {
+    /// Index into [`DeepForest::images`] of the image the tile is cut from.
     pub source: usize,
+    /// The tile's window in that image.
     pub window: Window,
+    /// `xyxy` boxes in tile coordinates.
     pub boxes: Vec<[f64; 4]>,
+    /// One class name per box.
     pub labels: Vec<String>,
 }
 
 /// The images of one split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeepForest {
+    /// Which split these are.
     pub split: Split,
+    /// The split's images.
     pub images: Vec<DetectionImage>,
 }
 

@@ -122,17 +122,27 @@ pub fn batched_nms<T: Real>(
 #[serde(rename_all = "lowercase", tag = "method")]
 pub enum SoftNmsMethod {
     /// `s *= 1 - iou` when `iou > iou_threshold` (paper eq. 2).
-    Linear { iou_threshold: f64 },
+    Linear {
+        /// Only boxes overlapping the kept one above this decay.
+        iou_threshold: f64,
+    },
     /// `s *= exp(-iou^2 / sigma)` for every box (paper eq. 3; sigma 0.5 in the paper).
-    Gaussian { sigma: f64 },
+    Gaussian {
+        /// The Gaussian's width (0.5 in the paper).
+        sigma: f64,
+    },
     /// Plain greedy NMS expressed as soft-NMS: `s = 0` when `iou > iou_threshold`.
-    Hard { iou_threshold: f64 },
+    Hard {
+        /// Boxes overlapping the kept one above this are removed.
+        iou_threshold: f64,
+    },
 }
 
 /// Settings shared by [`soft_nms`] and [`nms_with`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SoftNmsConfig {
+    /// How overlapping scores decay (linear, Gaussian or hard).
     pub method: SoftNmsMethod,
     /// Boxes whose (decayed) score falls below this are dropped (paper: 0.001).
     pub score_threshold: f64,

@@ -11,9 +11,11 @@ use crate::coco::{CocoAnnotation, CocoCategory, CocoDataset, CocoDetection, Coco
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// A generator whose state starts at `seed`.
     pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -34,10 +36,15 @@ impl SplitMix64 {
 /// Sizes of a synthetic set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SynthSpec {
+    /// Number of images.
     pub images: usize,
+    /// Number of categories (ids 1..=categories).
     pub categories: usize,
+    /// Ground-truth boxes in all, spread over the images.
     pub ground_truth: usize,
+    /// Detections per image (before some images are left without any).
     pub detections_per_image: usize,
+    /// The seed of the splitmix64 generator.
     pub seed: u64,
 }
 

@@ -51,11 +51,15 @@ pub fn resize(
 /// How a letterboxed image relates to the original: `new = old * scale + pad`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LetterboxMap {
+    /// Resize factor, the same on both axes.
     pub scale: f64,
+    /// Pixels of padding on the left.
     pub pad_x: f64,
+    /// Pixels of padding on the top.
     pub pad_y: f64,
     /// Original image size, for clipping on the way back.
     pub orig_w: u32,
+    /// Original image height, for clipping on the way back.
     pub orig_h: u32,
 }
 
@@ -119,9 +123,13 @@ pub fn hflip(img: &RgbImage, boxes: &[[f64; 4]]) -> (RgbImage, Vec<[f64; 4]>) {
 /// A crop window in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
+    /// Left edge.
     pub x: u32,
+    /// Top edge.
     pub y: u32,
+    /// Width.
     pub w: u32,
+    /// Height.
     pub h: u32,
 }
 
@@ -151,9 +159,11 @@ pub fn clip_to_window(boxes: &[[f64; 4]], win: Window, min_visible: f64) -> Vec<
 /// Result of [`random_crop`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Crop {
+    /// The cropped pixels.
     pub image: RgbImage,
     /// `(index into the input boxes, box in crop coordinates)`.
     pub boxes: Vec<(usize, [f64; 4])>,
+    /// Where the crop lies in the input.
     pub window: Window,
 }
 
@@ -222,8 +232,11 @@ pub fn tiles(width: u32, height: u32, tile: u32, overlap: u32) -> Result<Vec<Win
 /// A detection in some frame: `xyxy` box, score, class.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
+    /// `xyxy` box in pixels.
     pub bbox: [f64; 4],
+    /// Confidence.
     pub score: f64,
+    /// Class index.
     pub class: i64,
 }
 

@@ -13,18 +13,24 @@ use crate::xml::{self, Element};
 /// inclusive pixel coordinates, as written in the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VocObject {
+    /// `<name>`: the class.
     pub name: String,
+    /// `<bndbox>`: `[xmin, ymin, xmax, ymax]`, 1-based inclusive.
     pub bbox: [f64; 4],
+    /// `<difficult>`: hard to recognise; the VOC protocol neither counts nor penalises it.
     pub difficult: bool,
+    /// `<truncated>`: the object extends beyond the image.
     pub truncated: bool,
 }
 
 /// A VOC annotation file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VocAnnotation {
+    /// `<filename>`: the image file.
     pub filename: String,
     /// `(width, height, depth)` when the file has a `<size>`.
     pub size: Option<(u32, u32, u32)>,
+    /// The `<object>` elements, in file order.
     pub objects: Vec<VocObject>,
 }
 

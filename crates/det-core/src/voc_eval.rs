@@ -19,18 +19,26 @@ use crate::error::{DetError, Result};
 /// Ground truth box of one image: `xyxy`, class name, difficult flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VocGt {
+    /// Key of the image the box lies on.
     pub image: String,
+    /// Class name.
     pub class: String,
+    /// `xyxy` box.
     pub bbox: [f64; 4],
+    /// `difficult`: neither a positive nor a false positive when matched.
     pub difficult: bool,
 }
 
 /// One detection: image key, class name, confidence, `xyxy` box.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VocDet {
+    /// Key of the image the detection lies on.
     pub image: String,
+    /// Class name.
     pub class: String,
+    /// Confidence, higher first.
     pub score: f64,
+    /// `xyxy` box.
     pub bbox: [f64; 4],
 }
 
@@ -48,7 +56,9 @@ pub enum VocMetric {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VocParams {
+    /// A match needs IoU strictly above this (0.5).
     pub iou_threshold: f64,
+    /// 11-point (VOC2007) or all-point (VOC2010+) AP.
     pub metric: VocMetric,
     /// Width = x2 - x1 + 1 (VOC's inclusive pixel boxes).
     pub plus_one: bool,
@@ -67,19 +77,26 @@ impl Default for VocParams {
 /// Per-class result: AP, the recall/precision curve (one point per detection) and counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VocClassResult {
+    /// Class name.
     pub class: String,
+    /// Average precision.
     pub ap: f64,
+    /// Recall after each detection, in descending confidence.
     pub recall: Vec<f64>,
+    /// Precision after each detection.
     pub precision: Vec<f64>,
     /// Non-difficult ground truth boxes.
     pub npos: usize,
+    /// Detections of the class.
     pub detections: usize,
 }
 
 /// All classes (sorted by name) and their mean AP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VocResult {
+    /// Per class, sorted by name.
     pub classes: Vec<VocClassResult>,
+    /// Mean of the classes' AP.
     pub map: f64,
 }
 

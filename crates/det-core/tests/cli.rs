@@ -1,6 +1,9 @@
 //! The `det-eval` binary: prints pycocotools' 12 summary lines for valid files, names the file
 //! and position of a malformed one, and exits non-zero.
 
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use det_core::coco::write_detections;

@@ -3,6 +3,9 @@
 //! ground truth's `area`, categories missing from the ground truth are reported, bad input
 //! is named.
 
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use det_core::{evaluate, CocoDataset, CocoDetection, CocoParams, DetError};
 
 fn gt(anns: &str) -> CocoDataset {

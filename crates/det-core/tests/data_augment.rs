@@ -1,6 +1,10 @@
 //! Box-aware augmentation: after every transform the object's pixels still fill exactly its
 //! box (within a pixel), and the inverse map returns the box to its original coordinates
 //! (within half a pixel). On CUDA as well when it is available.
+
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #![cfg(feature = "tch")]
 
 use det_core::data::augment::{hflip, hsv, letterbox, resize, scale_place, AugmentDraw};

@@ -1,6 +1,10 @@
 //! Batching: padded targets, the requested device, epoch order fixed by `(seed, epoch)`, and
 //! `epoch_from(e, k)` equal to the tail of `epoch_from(e, 0)`. On MNIST-det canvases made from
 //! synthetic "digits" (no data needed).
+
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #![cfg(feature = "tch")]
 
 use std::sync::Arc;

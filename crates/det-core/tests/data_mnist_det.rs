@@ -2,6 +2,10 @@
 //! `datasets::mnist::load("mnist", None)` does): per-range counts of the default config,
 //! determinism down to the bytes of the written files, boxes tight around the ink, and the
 //! ground truth scoring AP 1.0 against itself, directly and through the evaluation helper.
+
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #![cfg(feature = "tch")]
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,6 +1,10 @@
 //! The file sources: a COCO folder (xywh -> xyxy, crowd kept or skipped, category ids mapped
 //! to contiguous classes and back), a VOC folder (1-based boxes, difficult), the deepforest
 //! tiles; every source written as COCO ground truth; bad input as typed errors.
+
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #![cfg(feature = "tch")]
 
 use std::path::Path;

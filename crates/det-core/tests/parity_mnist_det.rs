@@ -1,6 +1,10 @@
 //! MNIST-det's ground truth read by pycocotools (`tests/parity/mnist_det_reference.py`, run by
 //! `$CVLAB_PYTHON`): the ground truth as detections scores AP 1.0 there as here, jittered
 //! detections give the same 12 numbers, and the per-range counts agree.
+
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #![cfg(feature = "tch")]
 
 use det_core::coco::{write_detections, CocoDetection};

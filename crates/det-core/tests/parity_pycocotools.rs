@@ -5,6 +5,9 @@
 //! category missing from the ground truth and a listed category never annotated. Also the VOC
 //! evaluator against the devkit's `voc_eval` logic (11-point and all-point, difficult, +1).
 
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use det_core::coco::read_detections;

@@ -1,6 +1,9 @@
 //! Property tests: the COCO, results, VOC and CSV readers return `Ok` or a positioned error on
 //! arbitrary input and never panic; valid data round-trips through the writers.
 
+// A test binary: a panic is its failure report, helpers outside #[test] included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use det_core::coco::{detections_from_json_str, CocoDetection};
 use det_core::csv::{from_csv_str, to_csv_string, CsvBox};
 use det_core::voc::{VocAnnotation, VocObject};

@@ -27,22 +27,29 @@ use crate::error::{DetError, Result};
 /// One image of a COCO file (other fields are ignored on reading).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CocoImage {
+    /// `id`, the key annotations and detections refer to.
     pub id: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `file_name`, relative to the image folder.
     pub file_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `width` in pixels.
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `height` in pixels.
     pub height: Option<u32>,
 }
 
 /// One category.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CocoCategory {
+    /// `id`.
     pub id: i64,
     #[serde(default)]
+    /// `name`.
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `supercategory`.
     pub supercategory: Option<String>,
 }
 
@@ -50,14 +57,19 @@ pub struct CocoCategory {
 /// (the segment area in real COCO), which decides the area range, as in pycocotools.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CocoAnnotation {
+    /// `id` (unique in the file; 0 never counts as matched, as in pycocotools).
     pub id: i64,
+    /// `image_id` of the image it lies on.
     pub image_id: i64,
+    /// `category_id`.
     pub category_id: i64,
+    /// `bbox`: `[x, y, w, h]` in pixels.
     pub bbox: [f64; 4],
     /// Missing in the file: `w * h`.
     #[serde(default = "nan")]
     pub area: f64,
     #[serde(default, deserialize_with = "de_crowd")]
+    /// `iscrowd`: a crowd region (detections on it are neither counted nor penalised).
     pub iscrowd: bool,
 }
 
@@ -80,19 +92,26 @@ fn de_crowd<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool,
 /// A COCO instances file (the parts box evaluation needs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CocoDataset {
+    /// `images`.
     pub images: Vec<CocoImage>,
     #[serde(default)]
+    /// `annotations` (ground truth).
     pub annotations: Vec<CocoAnnotation>,
     #[serde(default)]
+    /// `categories`.
     pub categories: Vec<CocoCategory>,
 }
 
 /// One detection of a results file: `bbox` is `[x, y, w, h]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CocoDetection {
+    /// `image_id` of the image it lies on.
     pub image_id: i64,
+    /// `category_id` of the predicted class.
     pub category_id: i64,
+    /// `bbox`: `[x, y, w, h]` in pixels.
     pub bbox: [f64; 4],
+    /// `score`: the confidence, higher first.
     pub score: f64,
 }
 
