@@ -134,8 +134,16 @@ pub fn cmd(references: bool) -> Result<()> {
             },
         )
     });
+    // The example project is outside the workspace, so `cargo fmt --all` does not see it.
     stage(&mut stages, "fmt", || {
-        util::run(env.cargo(&root).args(["fmt", "--all", "--check"]))
+        util::run(env.cargo(&root).args(["fmt", "--all", "--check"]))?;
+        let example = root.join(example::DIR);
+        util::run(
+            std::process::Command::new("rustfmt")
+                .args(["--check", "--edition", "2021"])
+                .arg(example.join("build.rs"))
+                .arg(example.join("src/main.rs")),
+        )
     });
     // Library and binary code (tests may unwrap). In release, to share torch-sys's build script
     // run (the C++ wrapper) with the stages above.
