@@ -96,3 +96,34 @@ fn draws_units() {
     let (ok, _, err) = run(&["resnet_v1_50", "--draw", p]);
     assert!(!ok && err.contains("--input"), "{err}");
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // 250 kB of JSON, far more than a pipe holds: the binary is still writing when the reader
+    // goes away after the first line (`rf-calc ... | head -1`).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rf-calc"))
+        .args([
+            "inception_resnet_v2",
+            "--all",
+            "--input",
+            "299",
+            "--format",
+            "json",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "{");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(err.is_empty(), "{err}");
+}

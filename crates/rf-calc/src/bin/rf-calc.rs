@@ -7,9 +7,12 @@
 //! rf-calc resnet50 --input 224 --draw rf.png --node layer4 --units 3,3 0,0 [--image photo.jpg]
 //! rf-calc inception_v3 --emit-spec toml > inception_v3.toml
 //! ```
+//!
+//! Output goes through `cvlab_util::pipe`: `rf-calc ... | head` ends quietly with status 0.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use cvlab_util::pipe::{out, outln};
 use std::path::PathBuf;
 
 use rf_calc::render::{self, Rows};
@@ -105,10 +108,10 @@ fn erf(cli: &Cli, graph: &Graph, node: &str, input: Pair) -> Result<()> {
         "{node}{:?}: effective {:.1}x{:.1} of theoretical {}x{}",
         e.unit, e.stats.h.size, e.stats.w.size, e.theoretical_size[0], e.theoretical_size[1]
     );
-    println!(
+    outln(&format!(
         "{title} (Gaussian R^2 {:.3}/{:.3})",
         e.stats.h.gaussian_r2, e.stats.w.gaussian_r2
-    );
+    ))?;
     let panel = draw::HeatPanel {
         title,
         map: &e.map,
@@ -151,9 +154,11 @@ fn parse_unit(s: &str) -> Result<Pair> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if cli.list {
-        for p in presets::all() {
-            println!("{:<32} {}", p.name, p.source);
-        }
+        let list: String = presets::all()
+            .iter()
+            .map(|p| format!("{:<32} {}\n", p.name, p.source))
+            .collect();
+        out(&list)?;
         return Ok(());
     }
     let graph: Graph = match (&cli.preset, &cli.spec) {
@@ -168,7 +173,7 @@ fn main() -> Result<()> {
             SpecFormat::Toml => Format::Toml,
             SpecFormat::Json => Format::Json,
         };
-        print!("{}", spec::to_string(&graph, f)?);
+        out(&spec::to_string(&graph, f)?)?;
         return Ok(());
     }
     let image = match &cli.image {
@@ -206,9 +211,9 @@ fn main() -> Result<()> {
     }
     let rows = if cli.all { Rows::All } else { Rows::Endpoints };
     match cli.format {
-        Out::Table => print!("{}", render::table(&a, rows)),
-        Out::Markdown => print!("{}", render::markdown(&a, rows)),
-        Out::Json => println!("{}", render::json(&a, rows)?),
+        Out::Table => out(&render::table(&a, rows))?,
+        Out::Markdown => out(&render::markdown(&a, rows))?,
+        Out::Json => outln(&render::json(&a, rows)?)?,
     }
     if let Some(out) = &cli.draw {
         let Some(size) = input else {
