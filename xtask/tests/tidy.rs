@@ -207,8 +207,17 @@ fn plain_crates_pull_in_no_libtorch() {
         torch.sort();
         torch.dedup();
         if !torch.is_empty() {
+            // The first line is the crate itself: `det-core v0.1.0 (/w/crates/det-core)`.
+            let manifest = tree
+                .lines()
+                .next()
+                .and_then(|l| l.rsplit_once(" (")?.1.strip_suffix(')'))
+                .map_or_else(
+                    || krate.to_string(),
+                    |dir| rel(&Path::new(dir).join("Cargo.toml")),
+                );
             bad.push(format!(
-                "{krate} (crates/…/Cargo.toml): its default features pull in {}",
+                "{manifest}: {krate}'s default features pull in {}",
                 torch.join(", ")
             ));
         }
