@@ -47,8 +47,9 @@ enum Cmd {
     },
     /// Libtorch, CUDA as PyTorch and as our build see it, linkage, cache and data state.
     Doctor,
-    /// Setup (with the reference packages: the parity tests compare against timm, ...), the
-    /// workspace's tests, the parity tests, and a smoke run of every claim (release).
+    /// Setup (with the reference packages: the parity tests compare against timm, ...), xtask's
+    /// tests and the tidy rules, the workspace's tests, the parity tests, the example project
+    /// outside the workspace, a smoke run of every claim, fmt and clippy (release).
     Test,
     /// Build the repro binary (release) and run claims, or list them.
     Reproduce(reproduce::Opts),
