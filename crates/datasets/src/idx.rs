@@ -16,7 +16,9 @@ pub const TYPE_U8: u8 = 0x08;
 /// A parsed idx array: its dimensions and row-major elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxArray {
+    /// The dimensions from the header (e.g. `[60000, 28, 28]`).
     pub dims: Vec<usize>,
+    /// The values, row-major.
     pub data: Vec<u8>,
 }
 

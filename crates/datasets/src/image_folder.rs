@@ -157,10 +157,12 @@ impl ImageFolder {
         self
     }
 
+    /// How images are brought to the model's size.
     pub fn resize(&self) -> Resize {
         self.resize
     }
 
+    /// The folder holding one sub-folder per class.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -175,6 +177,7 @@ impl ImageFolder {
         self.samples.len()
     }
 
+    /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }

@@ -16,13 +16,13 @@
 
 pub mod fetch;
 pub mod idx;
-pub mod npy;
 #[cfg(feature = "torch")]
 pub mod image_folder;
 #[cfg(feature = "torch")]
 pub mod loader;
 #[cfg(feature = "torch")]
 pub mod mnist;
+pub mod npy;
 
 pub use idx::IdxArray;
 #[cfg(feature = "torch")]
@@ -37,57 +37,98 @@ use std::path::{Path, PathBuf};
 /// Errors of the data layer. Each names the file, what was expected and what arrived.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// A file system operation failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
     /// Fetching or verifying a data set failed (unknown name, missing file, checksum, registry
     /// client): the `datasets-fetch` crate's error, with its message unchanged.
     #[error(transparent)]
     Fetch(#[from] datasets_fetch::FetchError),
+    /// A file of a data set placed by hand is not there.
     #[error("data set `{dataset}`: missing file {path}")]
-    MissingFile { dataset: String, path: PathBuf },
+    MissingFile {
+        /// The data set.
+        dataset: String,
+        /// The file or folder.
+        path: PathBuf,
+    },
     /// An idx file whose length does not match its header (truncated or oversized).
     #[error("{path}: idx file is {actual} bytes, expected {expected} bytes from its header")]
     Idx {
+        /// The file or folder.
         path: PathBuf,
+        /// What was expected.
         expected: u64,
+        /// What arrived.
         actual: u64,
     },
     /// An `.npy` file that is unreadable or holds another element type or dimensionality.
     #[error("{path}: {reason}")]
-    Npy { path: PathBuf, reason: String },
+    Npy {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An idx file with a malformed or unsupported header.
     #[error("{path}: not a supported idx file: {reason}")]
-    IdxFormat { path: PathBuf, reason: String },
+    IdxFormat {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file starting with the gzip magic that does not decompress.
     #[error("{path}: corrupt gzip stream: {source}")]
     Gzip {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
     /// A tensor or array of the wrong shape or count.
     #[error("{what}: expected {expected}, got {actual}")]
     Shape {
+        /// What was checked.
         what: String,
+        /// What was expected.
         expected: String,
+        /// What arrived.
         actual: String,
     },
     /// A class label outside `0..classes`.
     #[error("{path}: label #{index} is {value}, expected a class index below {classes}")]
     Label {
+        /// The file or folder.
         path: PathBuf,
+        /// Its position.
         index: usize,
+        /// The value found.
         value: u8,
+        /// The number of classes.
         classes: u8,
     },
     /// An image that does not decode.
     #[error("{path}: cannot decode image: {reason}")]
-    Image { path: PathBuf, reason: String },
+    Image {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An image folder without classes or with a class without images.
     #[error("{path}: {reason}")]
-    ImageFolder { path: PathBuf, reason: String },
+    ImageFolder {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An invalid argument (batch size 0, subset larger than the set, ...).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -98,7 +139,9 @@ pub enum DataError {
     #[cfg(feature = "torch")]
     #[error("{context}: {source}")]
     Torch {
+        /// What was being done.
         context: String,
+        /// The underlying error.
         source: tch::TchError,
     },
 }
@@ -118,6 +161,7 @@ impl DataError {
     }
 }
 
+/// `Result` with [`DataError`] as the default error.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
 /// 8-bit pixels as an f32 tensor of `shape` scaled to [0, 1], the convention of every image

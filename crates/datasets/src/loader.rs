@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use tch::Tensor;
 
 use crate::{DataError, Result};
@@ -19,11 +20,13 @@ use crate::{DataError, Result};
 /// How a [`Loader`] batches and orders its items.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoaderConfig {
+    /// Items per batch.
     pub batch_size: usize,
     /// Shuffle each epoch (seeded); otherwise items come in index order.
     pub shuffle: bool,
     /// Drop the last, incomplete batch.
     pub drop_last: bool,
+    /// Seed of the epoch order (with the epoch number).
     pub seed: u64,
     /// Batches built ahead in a worker thread; 0 builds them synchronously.
     pub prefetch: usize,
@@ -48,16 +51,26 @@ impl Default for LoaderConfig {
 /// One batch: stacked images, i64 labels, and the item indices it holds.
 #[derive(Debug)]
 pub struct Batch {
+    /// Stacked images `[B, ...]`.
     pub images: Tensor,
+    /// Int64 labels `[B]`.
     pub labels: Tensor,
+    /// The item indices the batch holds, in order.
     pub indices: Vec<usize>,
 }
 
 type ItemFn = dyn Fn(usize) -> Result<(Tensor, i64)> + Send + Sync;
 
 enum Source {
-    Tensors { images: Tensor, labels: Tensor },
-    Items(Arc<ItemFn>),
+    Tensors {
+        images: Tensor,
+        labels: Tensor,
+    },
+    /// Items from a function, decoded on `pool` (the loader's `workers` threads) when there is one.
+    Items {
+        get: Arc<ItemFn>,
+        pool: Option<Arc<rayon::ThreadPool>>,
+    },
 }
 
 impl Source {
@@ -67,11 +80,14 @@ impl Source {
                 images: images.shallow_clone(),
                 labels: labels.shallow_clone(),
             },
-            Source::Items(f) => Source::Items(Arc::clone(f)),
+            Source::Items { get, pool } => Source::Items {
+                get: Arc::clone(get),
+                pool: pool.clone(),
+            },
         }
     }
 
-    fn batch(&self, indices: Vec<usize>, workers: usize) -> Result<Batch> {
+    fn batch(&self, indices: Vec<usize>) -> Result<Batch> {
         match self {
             Source::Tensors { images, labels } => {
                 let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
@@ -88,8 +104,8 @@ impl Source {
                     indices,
                 })
             }
-            Source::Items(get) => {
-                let items = build_items(get.as_ref(), &indices, workers)?;
+            Source::Items { get, pool } => {
+                let items = build_items(get.as_ref(), &indices, pool.as_deref())?;
                 let mut xs = Vec::with_capacity(indices.len());
                 let mut ys = Vec::with_capacity(indices.len());
                 for (&i, (x, y)) in indices.iter().zip(items) {
@@ -117,36 +133,27 @@ impl Source {
     }
 }
 
-/// `get` over `indices` in order, split into contiguous runs over up to `workers` threads. The
-/// first error in index order is returned.
-fn build_items(get: &ItemFn, indices: &[usize], workers: usize) -> Result<Vec<(Tensor, i64)>> {
-    let workers = workers.clamp(1, indices.len().max(1));
-    if workers == 1 {
+/// `get` over `indices`, in parallel on `pool` (rayon) when there is one. The items come back in
+/// index order whatever the thread count, and so does the error: the first in index order. A
+/// panicking item is an error naming the panic.
+fn build_items(
+    get: &ItemFn,
+    indices: &[usize],
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<Vec<(Tensor, i64)>> {
+    let Some(pool) = pool.filter(|_| indices.len() > 1) else {
         return indices.iter().map(|&i| get(i)).collect();
+    };
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.install(|| indices.par_iter().map(|&i| get(i)).collect::<Vec<_>>())
+    }));
+    match decoded {
+        Ok(items) => items.into_iter().collect(),
+        Err(payload) => Err(DataError::Config(format!(
+            "an item worker panicked: {}",
+            panic_message(payload)
+        ))),
     }
-    let per = indices.len().div_ceil(workers);
-    let runs: Vec<Result<Vec<(Tensor, i64)>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = indices
-            .chunks(per)
-            .map(|run| scope.spawn(move || run.iter().map(|&i| get(i)).collect()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|payload| {
-                    Err(DataError::Config(format!(
-                        "an item worker panicked: {}",
-                        panic_message(payload)
-                    )))
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(indices.len());
-    for run in runs {
-        out.extend(run?);
-    }
-    Ok(out)
 }
 
 /// A deterministic, optionally prefetching batch loader.
@@ -212,8 +219,23 @@ impl Loader {
         F: Fn(usize) -> Result<(Tensor, i64)> + Send + Sync + 'static,
     {
         check_cfg(&cfg)?;
+        let pool = match cfg.workers {
+            0 | 1 => None,
+            n => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("datasets-item-{i}"))
+                    .build()
+                    .map_err(|e| {
+                        DataError::Config(format!("starting {n} item workers failed: {e}"))
+                    })?,
+            )),
+        };
         Ok(Loader {
-            source: Source::Items(Arc::new(get)),
+            source: Source::Items {
+                get: Arc::new(get),
+                pool,
+            },
             len,
             cfg,
         })
@@ -229,6 +251,7 @@ impl Loader {
         self.len == 0
     }
 
+    /// The configuration.
     pub fn config(&self) -> &LoaderConfig {
         &self.cfg
     }
@@ -277,12 +300,11 @@ impl Loader {
         }
         let (tx, rx) = mpsc::sync_channel(self.cfg.prefetch);
         let source = self.source.share();
-        let workers = self.cfg.workers;
         let spawned = std::thread::Builder::new()
             .name("datasets-loader".to_owned())
             .spawn(move || {
                 for chunk in chunks {
-                    if tx.send(source.batch(chunk, workers)).is_err() {
+                    if tx.send(source.batch(chunk)).is_err() {
                         return; // the Epoch was dropped
                     }
                 }
@@ -306,7 +328,6 @@ impl Loader {
             inner: Inner::Sync {
                 source: self.source.share(),
                 chunks: chunks.into_iter(),
-                workers: self.cfg.workers,
             },
             remaining,
         }
@@ -317,7 +338,6 @@ enum Inner {
     Sync {
         source: Source,
         chunks: std::vec::IntoIter<Vec<usize>>,
-        workers: usize,
     },
     Worker {
         rx: Option<Receiver<Result<Batch>>>,
@@ -354,11 +374,7 @@ impl Iterator for Epoch {
             return None;
         }
         let item = match &mut self.inner {
-            Inner::Sync {
-                source,
-                chunks,
-                workers,
-            } => source.batch(chunks.next()?, *workers),
+            Inner::Sync { source, chunks } => source.batch(chunks.next()?),
             Inner::Worker { rx, handle } => match rx.as_ref().map(Receiver::recv) {
                 Some(Ok(item)) => item,
                 _ => {

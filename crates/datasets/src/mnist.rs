@@ -18,9 +18,13 @@ const CLASSES: u8 = 10;
 /// A train/test split of an MNIST-layout data set.
 #[derive(Debug)]
 pub struct Mnist {
+    /// Training images `[N, 1, 28, 28]` in [0, 1].
     pub train_images: Tensor,
+    /// Training labels `[N]` (int64).
     pub train_labels: Tensor,
+    /// Test images `[M, 1, 28, 28]` in [0, 1].
     pub test_images: Tensor,
+    /// Test labels `[M]` (int64).
     pub test_labels: Tensor,
 }
 

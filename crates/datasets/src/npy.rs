@@ -50,10 +50,16 @@ mod tests {
         let b: Array2<f32> = read_npy(&p).unwrap();
         assert_eq!(a, b);
         // Wrong dimensionality and wrong element type are errors naming the file.
-        let e = read_npy::<_, ndarray::Ix3>(&p).map(|x: Array3<f32>| x.len()).unwrap_err();
+        let e = read_npy::<_, ndarray::Ix3>(&p)
+            .map(|x: Array3<f32>| x.len())
+            .unwrap_err();
         assert!(e.to_string().contains("x.npy"), "{e}");
-        assert!(read_npy::<_, ndarray::Ix2>(&p).map(|x: Array2<i64>| x.len()).is_err());
+        assert!(read_npy::<_, ndarray::Ix2>(&p)
+            .map(|x: Array2<i64>| x.len())
+            .is_err());
         std::fs::write(&p, b"not an npy file").unwrap();
-        assert!(read_npy::<_, ndarray::Ix2>(&p).map(|x: Array2<f32>| x.len()).is_err());
+        assert!(read_npy::<_, ndarray::Ix2>(&p)
+            .map(|x: Array2<f32>| x.len())
+            .is_err());
     }
 }
