@@ -3,16 +3,19 @@
 //!
 //! - [`atomic`]: crash-safe file writes (temp file in the same folder, fsync, rename, fsync of
 //!   the folder), used by checkpoints, reports and weight files;
-//! - [`fonts`]: DejaVu Sans / Mono registered for plotters' `ab_glyph` text backend;
+//! - `fonts` (default feature `fonts`): DejaVu Sans / Mono registered for plotters' `ab_glyph`
+//!   text backend;
 //! - [`stats::median`];
 //! - [`pipe`]: command-line tools exit quietly when their output pipe closes
 //!   (`det-eval ... | head`).
 
 pub mod atomic;
+#[cfg(feature = "fonts")]
 pub mod fonts;
 pub mod pipe;
 pub mod stats;
 
 pub use atomic::{write_atomic, AtomicFile};
+#[cfg(feature = "fonts")]
 pub use fonts::register_fonts;
 pub use stats::median;
