@@ -1,6 +1,9 @@
 //! Invariants of the model: masking bookkeeping, the loss on removed patches only, the
 //! official names and initialisation, the Table 1c variant, checkpoint loading, errors.
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 
 use mae::{DecoderStatus, MaeConfig, MaeError, MaskKind, MaskedAutoencoder};

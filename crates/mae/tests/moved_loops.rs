@@ -3,6 +3,9 @@
 //! per-step seeding, the lr per micro-iteration, accumulation, clipping, zeroed gradients at
 //! each epoch start; checkpoints, logs and progress left out, they touch no number).
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use datasets::{Loader, LoaderConfig};
 use mae::augment::{
     mixup_cutmix, normalize, random_erasing, random_resized_crop, soft_target_cross_entropy,

@@ -5,6 +5,9 @@
 //! embeddings equal `util/pos_embed.py`'s; the layer-decay groups equal `util/lr_decay.py`'s
 //! over timm's ViT-B/16 and ViT-L/16 names.
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use mae::{lrd_spec, MaeConfig, MaskedAutoencoder};

@@ -17,6 +17,9 @@
 //!   of pixels more than 8 apart, and the wrong sign 13-40 levels, so a wrong angle,
 //!   direction, offset, centre or fill cannot pass.
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use mae::randaugment::{apply_op, RandAugmentConfig, RandOp};
 use serde_json::Value;
 use tch::{Kind, Tensor};

@@ -4,6 +4,9 @@
 //! kind, device kept; reproducible from torch's seed). Parity with timm on PIL images is
 //! `parity_randaugment.rs`.
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use mae::randaugment::{apply_op, rand_augment, RandAugmentConfig, RandOp};
 use tch::{Device, Kind, Tensor};
 use test_support::{assert_close, rng_lock, Tol};

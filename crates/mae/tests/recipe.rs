@@ -3,6 +3,9 @@
 //! official augmentations (RandAugment, mixup / CutMix, erasing) and the official evaluation
 //! transform; then a second call resumes from the finished checkpoints instead of training again.
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use image::{Rgb, RgbImage};

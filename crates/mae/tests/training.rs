@@ -1,6 +1,9 @@
 //! The recipes on tiny models: exact resume of pre-training, the NaN guard, layer-wise lr decay
 //! for ViT-B and ViT-L, fine-tuning and probing that learn a separable toy problem.
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use datasets::{Loader, LoaderConfig};
 use mae::{
     layer_id_for_vit, lrd_spec, param_groups_lrd, pretrain, FinetuneConfig, MaeConfig, MaeError,

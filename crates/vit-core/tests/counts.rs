@@ -2,6 +2,9 @@
 //! `reference/timm_counts.json` is written by `tests/parity/timm_counts.py` (timm models on
 //! the meta device, MACs from `torch.utils.flop_counter.FlopCounterMode`).
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use tch::{nn, Device};
 use vit_core::{param_count, Macs, ViTConfig, VisionTransformer};

@@ -1,6 +1,9 @@
 //! Behaviour of the model on small configs: fused and explicit attention agree, errors name
 //! the problem, checkpoints round-trip and fail cleanly, ToMe and drop-path behave.
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use tch::{nn, Device, Kind, Tensor};
 use vit_core::{
     save_safetensors, AttnImpl, Block, ForwardOpts, GlobalPool, LoadOptions, PosEmbedKind, ToMe,

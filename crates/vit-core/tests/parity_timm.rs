@@ -3,6 +3,9 @@
 //! CPU) for class-token and average pooling, registers, layer scale without qkv bias, a run-time
 //! resolution change, a 224 checkpoint loaded into a 288 model, and per-block feature maps.
 
+// Test helpers too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
