@@ -107,12 +107,19 @@ pub fn fill_grads(vs: &nn::VarStore) {
 /// cpu|cuda --dtype f32|bf16 --iters --warmup --threads`.
 #[derive(Debug, Clone)]
 pub struct StepArgs {
+    /// The model preset (e.g. `vit_base_patch16_224`).
     pub model: String,
+    /// Images per step.
     pub batch: i64,
+    /// Where the step runs.
     pub device: Device,
+    /// Whether the step runs under bf16 autocast (CUDA).
     pub bf16: bool,
+    /// Timed steps.
     pub iters: usize,
+    /// Untimed steps first.
     pub warmup: usize,
+    /// libtorch's CPU threads, when set.
     pub threads: Option<i32>,
 }
 
@@ -169,13 +176,9 @@ impl StepArgs {
     }
 }
 
-/// `--device` of the side-by-side binaries: `cpu` or `cuda` (device 0).
+/// `--device` of the side-by-side binaries: train-kit's parser (`auto|cpu|cuda|cuda:N`).
 pub fn parse_device(s: &str) -> anyhow::Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
-        other => anyhow::bail!("--device: expected cpu or cuda, got {other}"),
-    }
+    Ok(train_kit::parse_device(s)?)
 }
 
 /// `--dtype` of the side-by-side binaries: `f32`, or `bf16` (CUDA autocast): whether bf16.
@@ -187,12 +190,9 @@ pub fn parse_bf16(s: &str) -> anyhow::Result<bool> {
     }
 }
 
-/// The median of `v` (the upper one for an even count, as the Python twins); NaN when empty.
-pub fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
-}
+/// The median of `v` (the upper one for an even count, as the Python twins); NaN when empty:
+/// the workspace's one median, `cvlab_util`'s.
+pub use cvlab_util::median;
 
 /// Runs `step` `warmup` times untimed, then `iters` times, each timed by the wall clock with the
 /// device synchronised after it (the Python twins time the same way). Returns the seconds.

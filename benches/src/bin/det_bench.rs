@@ -118,9 +118,7 @@ fn main() -> Result<()> {
             extra = serde_json::json!({ "kept": kept });
         }
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
+    let median = benches::median(&times);
     let mut out = serde_json::json!({
         "impl": "rust", "mode": a.mode, "boxes": a.boxes, "threads": a.threads,
         "times_s": times, "median_s": median,
