@@ -1,18 +1,23 @@
 //! Plots the experiments show: 2-D point sets with decision lines.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
 /// A line `w . x + b = 0`, drawn in palette colour `colour`.
 pub struct Line2d {
+    /// Legend text.
     pub label: String,
+    /// The weights `w` (the line's normal).
     pub w: [f64; 2],
+    /// The bias `b`.
     pub b: f64,
+    /// Index into the palette (black, blue, red, orange; wraps around).
     pub colour: usize,
 }
 
 impl Line2d {
+    /// The line `w . x + b = 0` labelled `label`.
     pub fn new(label: &str, w: [f64; 2], b: f64, colour: usize) -> Self {
         Line2d {
             label: label.to_owned(),
@@ -44,8 +49,11 @@ impl Line2d {
 
 /// One panel: labelled points `(x, y, positive)` and lines.
 pub struct Panel {
+    /// Caption above the panel.
     pub title: String,
+    /// `(x1, x2, positive label)`.
     pub points: Vec<(f64, f64, bool)>,
+    /// Decision lines drawn over the points.
     pub lines: Vec<Line2d>,
 }
 
@@ -56,10 +64,19 @@ const PALETTE: [RGBColor; 4] = [
     RGBColor(255, 127, 14),
 ];
 
-/// Draws the panels side by side into one PNG.
+/// Draws the panels side by side into one PNG, written atomically (a temp file beside `path`,
+/// renamed into place once drawn).
 pub fn decision_lines_png(path: &Path, panels: &[Panel]) -> Result<()> {
-    train_kit::register_fonts();
-    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+    let file =
+        cvlab_util::AtomicFile::new(path).with_context(|| format!("drawing {}", path.display()))?;
+    draw_panels(file.tmp_path(), panels).with_context(|| format!("drawing {}", path.display()))?;
+    file.commit()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn draw_panels(path: &Path, panels: &[Panel]) -> Result<()> {
+    cvlab_util::register_fonts();
+    let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
     let width = 560 * panels.len().max(1) as u32;
     let root = BitMapBackend::new(path, (width, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;

@@ -1,6 +1,7 @@
 //! The pipeline end to end on the cheapest claim: run, result.json, plot, REPORT.md.
 
-use repro::claim::{registry, run_claim, select};
+use repro::claim::{run_claim, select};
+use repro::registry;
 use repro::report::{read_all, write_summary, Mode, Verdict};
 
 #[test]

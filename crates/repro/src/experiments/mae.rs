@@ -24,8 +24,19 @@ use tch::{nn, Device, Tensor};
 use train_kit::Series;
 use vit_core::VisionTransformer;
 
-use crate::claim::{Claim, Ctx, Outcome};
+use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
 use crate::report::{Mode, Verdict};
+
+// The measurements the tolerances below check.
+const STEP_SPEEDUP: &str = "measured step speed-up at 75% (same device and batch)";
+const VIT_L_FLOPS: &str = "analytic ViT-L FLOP ratio";
+const PROBE_GAIN: &str = "probe: MAE - random init";
+const FINETUNE_GAIN: &str = "fine-tune: MAE - scratch";
+const PROBE_MAE: &str = "probe accuracy of the MAE encoder";
+const GAP_TO_BEST: &str = "best ratio's probe - 0.75's probe";
+const OVER_QUARTER: &str = "0.75's probe - 0.25's probe";
+const LOWEST_PROBE: &str = "lowest probe accuracy over the ratios";
+const TOP1: &str = "fine-tuned top-1 (%)";
 
 /// The claims of this module, in report order.
 pub fn claims() -> Vec<Claim> {
@@ -37,8 +48,17 @@ pub fn claims() -> Vec<Claim> {
             source: "He et al. 2022, arXiv 2111.06377, Table 2 (ViT-L, decoder depth 8: 2.8x \
                      wall-clock) and Table 1c (3.3x FLOPs)",
             paper_value: "2.8x wall-clock, 3.3x FLOPs (ViT-L, 75% masked)",
-            tolerance: "measured step speed-up at 75% >= 2.0x on the same device and batch; \
-                        analytic ViT-L FLOP ratio 3.3 +- 0.15",
+            tolerance: Tolerance::new([
+                Bound::at_least(STEP_SPEEDUP, 2.0).unit("x"),
+                Bound::within(VIT_L_FLOPS, 3.3, 0.15),
+            ]),
+            smoke_tolerance: Some(
+                Tolerance::new([
+                    Bound::at_least(STEP_SPEEDUP, 1.0).unit("x"),
+                    Bound::within(VIT_L_FLOPS, 3.3, 0.15),
+                ])
+                .note("a 2-block model, 2 timed steps: the asymmetric step must only be the faster one"),
+            ),
             full_needs: None,
             run: run_speedup,
         },
@@ -52,8 +72,15 @@ pub fn claims() -> Vec<Claim> {
             source: "He et al. 2022, arXiv 2111.06377, Sec. 4 and Table 3 (scratch 82.3 vs MAE \
                      83.6 for ViT-B), scaled down to Fashion-MNIST on a CPU",
             paper_value: "pre-trained > random init (probe), MAE > scratch (fine-tune)",
-            tolerance: "probe: MAE >= random init + 3.0 points; fine-tune: MAE >= scratch + 1.0 \
-                        point (same epochs, images and recipe)",
+            tolerance: Tolerance::new([
+                Bound::at_least(PROBE_GAIN, 3.0).unit(" points"),
+                Bound::at_least(FINETUNE_GAIN, 1.0).unit(" points"),
+            ])
+            .note("same epochs, images and recipe"),
+            smoke_tolerance: Some(
+                Tolerance::new([Bound::above(PROBE_MAE, 15.0).unit("%")])
+                    .note("one epoch on 2k images: the probe must only beat chance (10%) clearly"),
+            ),
             full_needs: None,
             run: run_fashion,
         },
@@ -63,7 +90,14 @@ pub fn claims() -> Vec<Claim> {
                     75 / 90%",
             source: "He et al. 2022, arXiv 2111.06377, Fig. 5 (linear probing peaks at 75%)",
             paper_value: "0.75 best",
-            tolerance: "0.75 within 0.5 points of the best ratio and above 0.25",
+            tolerance: Tolerance::new([
+                Bound::at_most(GAP_TO_BEST, 0.5).unit(" points"),
+                Bound::above(OVER_QUARTER, 0.0).unit(" points"),
+            ]),
+            smoke_tolerance: Some(
+                Tolerance::new([Bound::above(LOWEST_PROBE, 15.0).unit("%")])
+                    .note("every ratio's probe must only beat chance (10%) clearly"),
+            ),
             full_needs: None,
             run: run_mask_ratio,
         },
@@ -72,19 +106,12 @@ pub fn claims() -> Vec<Claim> {
             claim: "MAE ViT-B/16 pre-trained on ImageNet-1k and fine-tuned reaches 83.6% top-1",
             source: "He et al. 2022, arXiv 2111.06377, Table 3; official FINETUNE.md (83.664)",
             paper_value: "83.6% top-1",
-            tolerance: "+-0.3 points",
+            tolerance: Tolerance::new([Bound::within(TOP1, 83.6, 0.3)]),
+            smoke_tolerance: None,
             full_needs: Some("GPU + ImageNet-1k folders DIR/train, DIR/val"),
             run: run_full,
         },
     ]
-}
-
-fn device_label(d: Device) -> String {
-    match d {
-        Device::Cpu => format!("CPU ({} threads)", tch::get_num_threads()),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}"),
-    }
 }
 
 // ------------------------------------------------------------------ mae.speedup
@@ -169,18 +196,18 @@ fn run_speedup(ctx: &Ctx) -> Result<Outcome> {
             cfg.encoder.img_size.1
         )
     };
-    // Smoke: a 2-block model, 2 timed steps; the asymmetric step must only be the faster one.
-    let floor = if ctx.mode == Mode::Smoke { 1.0 } else { 2.0 };
-    let ok = speedup >= floor && (vit_l - 3.3).abs() <= 0.15;
     Ok(Outcome {
         value: speedup,
         value_text: format!(
             "{speedup:.2}x step speed-up at 75% ({name}, batch {batch}, {}; FLOP ratio {:.2}x); \
              ViT-L FLOP ratio {vit_l:.2}x",
-            device_label(ctx.device),
+            train_kit::device_description(ctx.device),
             at75.3
         ),
-        verdict: Verdict::from_ok(ok),
+        measured: Measured::new()
+            .number(STEP_SPEEDUP, speedup)
+            .number(VIT_L_FLOPS, vit_l),
+        skipped: None,
         plots: vec![plot.into()],
         details: json!({
             "model": name, "config": cfg, "batch": batch, "timed_steps": iters,
@@ -343,10 +370,9 @@ fn pretrain_fashion(ctx: &Ctx, data: &Mnist, ratio: f64) -> Result<(PathBuf, Val
     vit_core::save_safetensors(&vs, &path)?;
     let mut meta = provenance(&cfg, &recipe, &b);
     meta["report"] = serde_json::to_value(&report)?;
-    std::fs::write(
-        path.with_extension("json"),
-        serde_json::to_string_pretty(&meta)?,
-    )?;
+    let meta_path = path.with_extension("json");
+    cvlab_util::write_atomic(&meta_path, serde_json::to_string_pretty(&meta)?.as_bytes())
+        .with_context(|| format!("writing {}", meta_path.display()))?;
     Ok((path, meta))
 }
 
@@ -573,12 +599,6 @@ fn run_fashion(ctx: &Ctx) -> Result<Outcome> {
     let last = |r: &mae::FinetuneReport| 100.0 * r.accuracy.last().map(|a| a.1).unwrap_or(0.0);
     let (fm, fs) = (last(&ft_mae), last(&ft_scratch));
     let b = budget(ctx.mode);
-    // Smoke: one epoch on 2k images; the MAE probe must only beat chance (10%) clearly.
-    let ok = if ctx.mode == Mode::Smoke {
-        pm > 15.0
-    } else {
-        pm >= pr + 3.0 && fm >= fs + 1.0
-    };
     Ok(Outcome {
         value: pm - pr,
         value_text: format!(
@@ -589,7 +609,11 @@ fn run_fashion(ctx: &Ctx) -> Result<Outcome> {
             fm - fs,
             b.pretrain_epochs
         ),
-        verdict: Verdict::from_ok(ok),
+        measured: Measured::new()
+            .number(PROBE_GAIN, pm - pr)
+            .number(FINETUNE_GAIN, fm - fs)
+            .number(PROBE_MAE, pm),
+        skipped: None,
         plots: vec![
             "probe.png".into(),
             "finetune.png".into(),
@@ -598,7 +622,7 @@ fn run_fashion(ctx: &Ctx) -> Result<Outcome> {
             "finetune_curves.png".into(),
         ],
         details: json!({
-            "device": device_label(ctx.device),
+            "device": train_kit::device_description(ctx.device),
             "pretraining": meta,
             "probe": {"mae": probe_mae, "random_init": probe_rand, "train_images": b.probe_train,
                       "test_images": b.test, "features": "fc_norm(mean of patch tokens), 64-d"},
@@ -647,12 +671,18 @@ fn run_mask_ratio(ctx: &Ctx) -> Result<Outcome> {
     let logs: Vec<(String, PathBuf)> = ratios
         .iter()
         .map(|r| {
-            let log = ctx.out_dir.join(format!("pretrain_r{r}")).join("metrics.jsonl");
+            let log = ctx
+                .out_dir
+                .join(format!("pretrain_r{r}"))
+                .join("metrics.jsonl");
             (format!("ratio {r}"), log)
         })
         .filter(|(_, log)| log.is_file())
         .collect();
-    let logs: Vec<(&str, &Path)> = logs.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect();
+    let logs: Vec<(&str, &Path)> = logs
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.as_path()))
+        .collect();
     train_kit::training_curves_png(
         &logs,
         &ctx.out_dir.join("pretrain_curves.png"),
@@ -670,12 +700,18 @@ fn run_mask_ratio(ctx: &Ctx) -> Result<Outcome> {
             .map(|r| r.1)
             .unwrap_or(f64::NAN)
     };
-    // Smoke: every ratio's probe must only beat chance (10%) clearly.
-    let ok = if ctx.mode == Mode::Smoke {
-        rows.iter().all(|r| r.1 > 15.0)
-    } else {
-        acc(0.75) >= best - 0.5 && acc(0.75) > acc(0.25)
-    };
+    // The lowest probe, NaN when any is (so that `> 15` fails as `all(> 15)` would).
+    let lowest =
+        rows.iter().map(|r| r.1).fold(
+            f64::INFINITY,
+            |lo, a| {
+                if a.is_nan() || a < lo {
+                    a
+                } else {
+                    lo
+                }
+            },
+        );
     let list: Vec<String> = rows
         .iter()
         .map(|r| format!("{}: {:.2}%", r.0, r.1))
@@ -683,7 +719,11 @@ fn run_mask_ratio(ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome {
         value: best_ratio,
         value_text: format!("best ratio {best_ratio} ({})", list.join(", ")),
-        verdict: Verdict::from_ok(ok),
+        measured: Measured::new()
+            .number(GAP_TO_BEST, best - acc(0.75))
+            .number(OVER_QUARTER, acc(0.75) - acc(0.25))
+            .number(LOWEST_PROBE, lowest),
+        skipped: None,
         plots: vec!["mask_ratio.png".into(), "pretrain_curves.png".into()],
         details: json!({
             "rows": rows.iter().map(|r| json!({"mask_ratio": r.0, "probe_accuracy": r.1,
@@ -711,7 +751,8 @@ fn run_full(ctx: &Ctx) -> Result<Outcome> {
                  (optional DIR/mae_pretrain_vit_base.safetensors, the official checkpoint \
                  converted with tools/convert_timm.py --pth, skips pre-training)"
             ),
-            verdict: Verdict::NeedsData,
+            measured: Measured::new(),
+            skipped: Some(Verdict::NeedsData),
             plots: vec![],
             details: json!({"paper_top1": 83.6, "official_finetuned_checkpoint": 83.664,
                             "command": FULL_COMMAND}),
@@ -745,7 +786,8 @@ fn run_full_imagenet(ctx: &Ctx, root: &Path) -> Result<Outcome> {
     Ok(Outcome {
         value: top1,
         value_text: format!("{top1:.2}% top-1 (paper 83.6)"),
-        verdict: Verdict::from_ok((top1 - 83.6).abs() <= 0.3),
+        measured: Measured::new().number(TOP1, top1),
+        skipped: None,
         plots: vec!["finetune.png".into()],
         details: json!({"finetune": r.finetune, "pretrained": r.pretrained.display().to_string()}),
     })

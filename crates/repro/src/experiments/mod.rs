@@ -1,11 +1,24 @@
-//! One module per paper claim.
+//! One module per paper claim, the registry of them all, and what their MNIST classifiers share
+//! ([`mnist`]).
 
 pub mod basics_bias;
 pub mod mae;
+pub mod mnist;
 pub mod rf;
 pub mod vit;
 
 use std::path::{Path, PathBuf};
+
+use crate::claim::Claim;
+
+/// Every claim, in report order.
+pub fn registry() -> Vec<Claim> {
+    let mut all = vec![basics_bias::perceptron(), basics_bias::mnist()];
+    all.extend(vit::claims());
+    all.extend(mae::claims());
+    all.extend(rf::claims());
+    all
+}
 
 /// An empty folder at `path` (an old one is removed): a claim's training run starts fresh
 /// instead of resuming whatever an earlier run left there.

@@ -18,8 +18,21 @@ use rf_calc::erf_stats::MASS;
 use rf_calc::reference::{check_all, HEADLINE};
 use rf_calc::{analyze, draw, presets, GraphBuilder, Op, Options, Padding};
 
-use crate::claim::{Claim, Ctx, Outcome};
-use crate::report::{Mode, Verdict};
+use super::mnist::{normalize, train_classifier, Recipe, Split};
+use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
+use crate::report::Mode;
+
+// The measurements the tolerances below check.
+const ROWS_EXACT: &str = "every published row exact (size, stride, padding incl. `None`)";
+const AUTOGRAD_EQUAL: &str =
+    "autograd's gradient support equals the computed field for resnet18/50 and resnet_v1_50";
+const MIN_R2: &str = "Gaussian R^2, lowest over depths";
+const BELOW_THEORY: &str = "effective size (95.45% mass) < theoretical at all depths";
+const GROWING: &str = "effective size increasing with depth";
+const SHRINKING: &str = "fraction (effective / theoretical) decreasing with depth";
+const SLOPE: &str = "log-log slope of sigma vs depth";
+const OUTSIDE: &str = "gradient mass outside the theoretical field";
+const TRAINED_FRACTION: &str = "trained CNN: fraction";
 
 /// The claims of this module, in report order.
 pub fn claims() -> Vec<Claim> {
@@ -36,9 +49,9 @@ pub fn claims() -> Vec<Claim> {
                      RECEPTIVE_FIELD_TABLE.md (commit f12ae8e)",
             paper_value: "e.g. alexnet_v2 195/32/64, vgg_16 212/32/90, resnet_v1_50 483/32/239, \
                           inception_resnet_v2 3039/32/1482 (all rows of the table)",
-            tolerance: "exact, every row (size, stride, padding incl. `None`); and autograd's \
-                        gradient support equals the computed field for resnet18/50 and \
-                        resnet_v1_50",
+            tolerance: Tolerance::new([Bound::holds(ROWS_EXACT), Bound::holds(AUTOGRAD_EQUAL)])
+                .note("exact"),
+            smoke_tolerance: None,
             full_needs: None,
             run: run_table,
         },
@@ -51,10 +64,16 @@ pub fn claims() -> Vec<Claim> {
             source: "Luo, Li, Urtasun, Zemel 2016, Understanding the Effective Receptive Field \
                      in Deep CNNs, NIPS (arXiv:1701.04128), Sec. 2-4, Fig. 1, Table 1",
             paper_value: "Gaussian ERF, ERF/TRF shrinks as 1/sqrt(n), ERF grows with training",
-            tolerance: "all depths: Gaussian R^2 >= 0.9, effective size (95.45% mass) < theoretical, \
-                        effective size increasing and fraction decreasing with depth, log-log slope \
-                        of sigma vs depth in [0.3, 0.7]; gradient mass outside the theoretical field \
-                        < 1e-9; trained CNN: fraction < 1",
+            tolerance: Tolerance::new([
+                Bound::at_least(MIN_R2, 0.9),
+                Bound::holds(BELOW_THEORY),
+                Bound::holds(GROWING),
+                Bound::holds(SHRINKING),
+                Bound::in_range(SLOPE, 0.3, 0.7),
+                Bound::below(OUTSIDE, 1e-9),
+                Bound::below(TRAINED_FRACTION, 1.0),
+            ]),
+            smoke_tolerance: None,
             full_needs: None,
             run: run_erf,
         },
@@ -208,7 +227,10 @@ fn run_table(ctx: &Ctx) -> Result<Outcome> {
             networks.len(),
             if autograd_ok { "yes" } else { "NO" }
         ),
-        verdict: Verdict::from_ok(exact == checks.len() && !checks.is_empty() && autograd_ok),
+        measured: Measured::new()
+            .flag(ROWS_EXACT, exact == checks.len() && !checks.is_empty())
+            .flag(AUTOGRAD_EQUAL, autograd_ok),
+        skipped: None,
         plots,
         details: json!({
             "rows": rows,
@@ -302,10 +324,11 @@ struct Mnist {
     test_y: Tensor,
 }
 
-/// Trains the CNN (+ global average pool + linear head) on train-kit's
-/// [`train_kit::Trainer`] (AdamW without weight decay, warmup + cosine, torch's generator
-/// seeded once by the caller) and returns its test accuracy. Checkpoints and `metrics.jsonl`
-/// go to `out_dir/train` (removed first).
+/// Trains the CNN (+ global average pool + linear head) with the claims' shared MNIST loop
+/// ([`train_classifier`] on train-kit's Trainer: AdamW without weight decay, warmup + cosine,
+/// torch's generator seeded once by the caller) and returns its test accuracy after the last
+/// epoch, 1000 images at a time. Checkpoints and `metrics.jsonl` go to `out_dir/train`
+/// (removed first).
 fn train_mnist(
     ctx: &Ctx,
     vs: &mut nn::VarStore,
@@ -320,7 +343,7 @@ fn train_mnist(
         10,
         Default::default(),
     );
-    let logits = |x: &Tensor| -> Result<Tensor> {
+    let logits = |x: &Tensor, _train: bool| -> Result<Tensor> {
         let f = net
             .forward_to(x, last)?
             .mean_dim([2i64, 3].as_slice(), false, Kind::Float);
@@ -335,60 +358,28 @@ fn train_mnist(
             ..Default::default()
         },
     )?;
-    let loader_cfg = datasets::loader::LoaderConfig {
-        batch_size: 128,
-        seed: ctx.seed,
-        ..Default::default()
-    };
-    let loader = datasets::loader::Loader::new(&data.train_x, &data.train_y, loader_cfg)?;
-    let steps = loader.batches_per_epoch() * epochs;
-    let trainer_cfg = train_kit::TrainerConfig {
+    let recipe = Recipe {
         epochs,
-        schedule: train_kit::Schedule::WarmupCosine {
-            base_lr: 3e-3,
-            min_lr: 1e-5,
-            warmup_steps: steps / 10,
-            total_steps: steps,
-        },
-        seeding: train_kit::Seeding::Caller,
+        batch_size: 128,
+        drop_last: false,
+        base_lr: 3e-3,
+        min_lr: 1e-5,
+        warmup_steps: |per_epoch, epochs| per_epoch * epochs / 10,
         log_every: 20,
         eval_every: 0,
-        ..Default::default()
-    };
-    let run = train_kit::RunOptions {
-        dir: Some(crate::experiments::fresh_dir(&ctx.out_dir.join("train"))?),
-        progress: true,
+        eval_batch: Some(1000),
+        dir: "train".into(),
         label: "rf.erf mnist cnn".into(),
-        stop_after: None,
     };
-    let step = |batch: datasets::Batch, _: &train_kit::StepInfo| -> Result<Tensor> {
-        Ok(logits(&batch.images)?.cross_entropy_for_logits(&batch.labels))
+    let train = Split {
+        images: &data.train_x,
+        labels: &data.train_y,
     };
-    // Test accuracy after the last epoch, 1000 images at a time.
-    let eval = |_| -> Result<train_kit::EvalMetrics> {
-        let acc = tch::no_grad(|| -> Result<f64> {
-            let n = data.test_x.size()[0];
-            let mut correct = 0.0;
-            for start in (0..n).step_by(1000) {
-                let len = (n - start).min(1000);
-                correct += logits(&data.test_x.narrow(0, start, len))?
-                    .argmax(-1, false)
-                    .eq_tensor(&data.test_y.narrow(0, start, len))
-                    .to_kind(Kind::Double)
-                    .sum(Kind::Double)
-                    .double_value(&[]);
-            }
-            Ok(correct / n.max(1) as f64)
-        })?;
-        Ok(vec![("test_accuracy".into(), acc)])
+    let test = Split {
+        images: &data.test_x,
+        labels: &data.test_y,
     };
-    let report =
-        train_kit::Trainer::new(&trainer_cfg, &run)?.fit(vs, &mut opt, &loader, step, eval)?;
-    report
-        .eval_series("test_accuracy")
-        .last()
-        .map(|&(_, a)| a)
-        .context("the MNIST CNN ran no epoch")
+    train_classifier(ctx, vs, &mut opt, train, test, &recipe, logits)?.last_accuracy()
 }
 
 fn run_erf(ctx: &Ctx) -> Result<Outcome> {
@@ -450,11 +441,10 @@ fn run_erf(ctx: &Ctx) -> Result<Outcome> {
         Mode::Smoke => (data.subset_train(2000)?.subset_test(1000)?, 1, 64),
         _ => (data, 2, 512),
     };
-    let norm = |t: &Tensor| (t - datasets::mnist::MNIST_MEAN) / datasets::mnist::MNIST_STD;
     let data = Mnist {
-        train_x: norm(&data.train_images).to_device(ctx.device),
+        train_x: normalize(&data.train_images).to_device(ctx.device),
         train_y: data.train_labels.to_device(ctx.device),
-        test_x: norm(&data.test_images).to_device(ctx.device),
+        test_x: normalize(&data.test_images).to_device(ctx.device),
         test_y: data.test_labels.to_device(ctx.device),
     };
     let g = mnist_graph()?;
@@ -531,13 +521,6 @@ fn run_erf(ctx: &Ctx) -> Result<Outcome> {
         "rf.erf: the MNIST CNN's training",
     )?;
     let trained_fraction = mean(after.fraction);
-    let reproduced = min_r2 >= 0.9
-        && fraction_below
-        && growing
-        && shrinking
-        && (0.3..=0.7).contains(&slope)
-        && max_outside < 1e-9
-        && trained_fraction < 1.0;
     Ok(Outcome {
         value: slope,
         value_text: format!(
@@ -554,7 +537,15 @@ fn run_erf(ctx: &Ctx) -> Result<Outcome> {
             after.theoretical_size[0],
             100.0 * accuracy
         ),
-        verdict: Verdict::from_ok(reproduced),
+        measured: Measured::new()
+            .number(MIN_R2, min_r2)
+            .flag(BELOW_THEORY, fraction_below)
+            .flag(GROWING, growing)
+            .flag(SHRINKING, shrinking)
+            .number(SLOPE, slope)
+            .number(OUTSIDE, max_outside)
+            .number(TRAINED_FRACTION, trained_fraction),
+        skipped: None,
         plots: vec![
             "erf_depth.png".to_owned(),
             "erf_growth.png".to_owned(),
@@ -654,7 +645,7 @@ mod tests {
 
     #[test]
     fn the_trainer_loop_equals_the_loop_before_the_move() {
-        let _lock = crate::test_rng_lock();
+        let _lock = test_support::rng_lock();
         let m = synthetic_mnist(300, 50, 7);
         let data = Mnist {
             train_x: m.train_images,

@@ -10,8 +10,19 @@ use vit_core::{
     param_count, LoadOptions, Macs, Size, ToMe, ViTConfig, VisionTransformer, TIMM_COUNTS_JSON,
 };
 
-use crate::claim::{Claim, Ctx, Outcome};
-use crate::report::{Mode, Verdict};
+use super::mnist::{normalize, test_accuracy, train_classifier, Recipe, Split};
+use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
+use crate::report::Mode;
+
+// The measurements the tolerances below check.
+const TIMM_EXACT: &str = "analytic counts of all 15 presets equal timm's";
+const BUILT_EXACT: &str = "the built models' counts equal the analytic ones";
+const PAPER_GAP: &str = "largest relative gap to the paper's B/L/H";
+const B16_GMACS: &str = "ViT-B/16 GMACs at 224";
+const FLOP_COUNTER_EXACT: &str = "analytic MACs equal FlopCounterMode's for all 15 presets";
+const TEST_ACCURACY: &str = "test accuracy";
+const TOME_SPEEDUP: &str = "throughput speed-up at the largest r costing <= 0.5 points";
+const TOME_MONOTONE: &str = "accuracy falls monotonically (within 0.15 points) as r grows";
 
 /// The claims of this module, in report order.
 pub fn claims() -> Vec<Claim> {
@@ -23,8 +34,13 @@ pub fn claims() -> Vec<Claim> {
             source: "Dosovitskiy et al. 2020, arXiv 2010.11929, Table 1 (86M / 307M / 632M); timm \
                      vision_transformer.py (ViT-B/16: 86,567,656)",
             paper_value: "B 86M, L 307M, H 632M; timm B/16 86,567,656",
-            tolerance: "timm: exact for all 15 presets, in the built model and analytically; \
-                        paper: within 1.5% (it rounds, and counts L differently)",
+            tolerance: Tolerance::new([
+                Bound::holds(TIMM_EXACT),
+                Bound::holds(BUILT_EXACT),
+                Bound::at_most(PAPER_GAP, 0.015).percent(),
+            ])
+            .note("the paper rounds, and counts L differently"),
+            smoke_tolerance: None,
             full_needs: None,
             run: run_params,
         },
@@ -35,7 +51,11 @@ pub fn claims() -> Vec<Claim> {
             source: "timm model results (vit_base_patch16_224: 17.6 GMACs); \
                      torch.utils.flop_counter on timm 1.0.31 (tests/parity/timm_counts.py)",
             paper_value: "17.6 GMACs (B/16 @224)",
-            tolerance: "+-0.05 G against 17.6; exact against FlopCounterMode",
+            tolerance: Tolerance::new([
+                Bound::within(B16_GMACS, 17.6, 0.05),
+                Bound::holds(FLOP_COUNTER_EXACT),
+            ]),
+            smoke_tolerance: None,
             full_needs: None,
             run: run_macs,
         },
@@ -47,7 +67,12 @@ pub fn claims() -> Vec<Claim> {
             source: "vit-core issue: ViT patch 4, width 64, depth 6, trained on the 60k real \
                      MNIST training images",
             paper_value: ">= 98.0% test accuracy",
-            tolerance: ">= 98.0% (one-sided)",
+            tolerance: Tolerance::new([Bound::at_least(TEST_ACCURACY, 0.98).percent()])
+                .note("one-sided"),
+            smoke_tolerance: Some(
+                Tolerance::new([Bound::above(TEST_ACCURACY, 0.2).percent()])
+                    .note("94 steps only: it must learn (twice chance), not reach the claim"),
+            ),
             full_needs: None,
             run: run_mnist,
         },
@@ -58,8 +83,14 @@ pub fn claims() -> Vec<Claim> {
             source: "Bolya et al. 2022, Token Merging: Your ViT But Faster, arXiv 2210.09461, \
                      Table 10 / Fig. 4 (off-the-shelf ViT-L: ~2x throughput, -0.2 to -0.4 top-1)",
             paper_value: "~2x throughput for a few tenths of a point off the shelf",
-            tolerance: "at the largest r costing <= 0.5 points: throughput >= 1.3x; accuracy \
-                        falls monotonically (within 0.15 points) as r grows",
+            tolerance: Tolerance::new([
+                Bound::at_least(TOME_SPEEDUP, 1.3).unit("x"),
+                Bound::holds(TOME_MONOTONE),
+            ]),
+            smoke_tolerance: Some(
+                Tolerance::new([])
+                    .note("none: two r on an undertrained model, the sweep only has to run"),
+            ),
             full_needs: None,
             run: run_tome,
         },
@@ -124,7 +155,6 @@ fn run_params(ctx: &Ctx) -> Result<Outcome> {
     }
     bar.finish_and_clear();
     let b16 = param_count(&ViTConfig::base(16));
-    let ok = timm_exact && built_exact && worst_paper <= 0.015;
     Ok(Outcome {
         value: b16 as f64,
         value_text: format!(
@@ -134,7 +164,11 @@ fn run_params(ctx: &Ctx) -> Result<Outcome> {
             100.0 * worst_paper,
             param_count(&ViTConfig::large(16)) as f64 / 1e6
         ),
-        verdict: Verdict::from_ok(ok),
+        measured: Measured::new()
+            .flag(TIMM_EXACT, timm_exact)
+            .flag(BUILT_EXACT, built_exact)
+            .number(PAPER_GAP, worst_paper),
+        skipped: None,
         plots: vec![],
         details: json!({
             "presets": rows,
@@ -173,7 +207,10 @@ fn run_macs(_ctx: &Ctx) -> Result<Outcome> {
             b16.without_attention() as f64 / 1e9,
             if exact { "equal" } else { "DIFFERS" }
         ),
-        verdict: Verdict::from_ok(exact && (g - 17.6).abs() <= 0.05),
+        measured: Measured::new()
+            .number(B16_GMACS, g)
+            .flag(FLOP_COUNTER_EXACT, exact),
+        skipped: None,
         plots: vec![],
         details: json!({
             "count": "matmul MACs: patch projection, qkv, q k^T, attn v, proj, MLP, head; \
@@ -208,8 +245,8 @@ const TRAIN_DIR: &str = "train";
 
 /// Raw [0, 1] pixels shifted by up to `max_shift` pixels per image (zero fill), then
 /// normalised with the MNIST mean and std.
-fn augment(x: &Tensor, max_shift: i64) -> Tensor {
-    let (b, _, h, w) = x.size4().expect("MNIST batch is [B, 1, 28, 28]");
+fn augment(x: &Tensor, max_shift: i64) -> Result<Tensor> {
+    let (b, _, h, w) = x.size4().context("an MNIST batch is [B, 1, 28, 28]")?;
     let shift = Tensor::randint_low(-max_shift, max_shift + 1, [b, 2], (Kind::Float, x.device()));
     // affine_grid works in [-1, 1]: one pixel is 2 / size.
     let zero = Tensor::zeros([b], (Kind::Float, x.device()));
@@ -220,11 +257,7 @@ fn augment(x: &Tensor, max_shift: i64) -> Tensor {
     let grid = Tensor::affine_grid_generator(&theta, [b, 1, h, w], false);
     // Nearest (mode 1) with integer shifts moves pixels exactly; padding 0 = zeros.
     let shifted = x.grid_sampler(&grid, 1, 0, false);
-    normalize(&shifted)
-}
-
-fn normalize(x: &Tensor) -> Tensor {
-    (x - datasets::mnist::MNIST_MEAN) / datasets::mnist::MNIST_STD
+    Ok(normalize(&shifted))
 }
 
 /// Test accuracy in batches of 500, inference mode; `tome` optional.
@@ -233,26 +266,18 @@ fn accuracy(
     data: &datasets::mnist::Mnist,
     tome: Option<ToMe>,
 ) -> Result<f64> {
-    let n = data.test_images.size()[0];
-    let mut correct = 0i64;
-    tch::no_grad(|| -> Result<()> {
-        for start in (0..n).step_by(500) {
-            let len = 500.min(n - start);
-            let x = normalize(&data.test_images.narrow(0, start, len));
-            let logits = match tome {
-                Some(t) => model.forward_tome(&x, t)?,
-                None => model.forward_t(&x, false)?,
-            };
-            let y = data.test_labels.narrow(0, start, len);
-            correct += logits
-                .argmax(-1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
-        }
-        Ok(())
-    })?;
-    Ok(correct as f64 / n as f64)
+    let test = Split {
+        images: &data.test_images,
+        labels: &data.test_labels,
+    };
+    let logits = |x: &Tensor| -> Result<Tensor> {
+        let x = normalize(x);
+        Ok(match tome {
+            Some(t) => model.forward_tome(&x, t)?,
+            None => model.forward_t(&x, false)?,
+        })
+    };
+    test_accuracy(logits, test, Some(500))
 }
 
 struct Trained {
@@ -263,10 +288,11 @@ struct Trained {
     epochs: usize,
 }
 
-/// Trains [`mnist_config`] from scratch on train-kit's [`train_kit::Trainer`]: AdamW (0.9,
-/// 0.999) wd 0.05 on weights only, warmup + cosine per step, torch's generator seeded once
-/// (`Seeding::Caller`), the test accuracy after every epoch. Checkpoints and `metrics.jsonl` go
-/// to `out_dir/train` (removed first: a claim runs fresh).
+/// Trains [`mnist_config`] from scratch with the claims' shared MNIST loop
+/// ([`train_classifier`] on train-kit's Trainer): AdamW (0.9, 0.999) wd 0.05 on weights only,
+/// warmup + cosine per step, torch's generator seeded once, the test accuracy after every
+/// epoch. Checkpoints and `metrics.jsonl` go to `out_dir/train` (removed first: a claim runs
+/// fresh).
 fn train_mnist(ctx: &Ctx, data: &datasets::mnist::Mnist, epochs: usize) -> Result<Trained> {
     tch::manual_seed(ctx.seed as i64);
     let cfg = mnist_config();
@@ -274,58 +300,41 @@ fn train_mnist(ctx: &Ctx, data: &datasets::mnist::Mnist, epochs: usize) -> Resul
     let model = VisionTransformer::new(&vs.root(), &cfg)?;
     let groups = train_kit::ParamGroup::decay_no_decay(&vs, 0.05);
     let mut opt = train_kit::AdamW::new(&vs, groups, train_kit::AdamWConfig::default())?;
-    let loader = datasets::loader::Loader::new(
-        &data.train_images,
-        &data.train_labels,
-        datasets::loader::LoaderConfig {
-            batch_size: 128,
-            seed: ctx.seed,
-            drop_last: true,
-            ..Default::default()
-        },
-    )?;
-    let per_epoch_steps = loader.batches_per_epoch();
-    let trainer_cfg = train_kit::TrainerConfig {
+    let recipe = Recipe {
         epochs,
-        schedule: train_kit::Schedule::WarmupCosine {
-            base_lr: 2e-3,
-            min_lr: 1e-5,
-            warmup_steps: per_epoch_steps.min(per_epoch_steps * epochs / 5),
-            total_steps: per_epoch_steps * epochs,
-        },
-        seeding: train_kit::Seeding::Caller,
+        batch_size: 128,
+        drop_last: true,
+        base_lr: 2e-3,
+        min_lr: 1e-5,
+        warmup_steps: |per_epoch, epochs| per_epoch.min(per_epoch * epochs / 5),
         log_every: 50,
         eval_every: 1,
-        ..Default::default()
-    };
-    let run = train_kit::RunOptions {
-        dir: Some(crate::experiments::fresh_dir(&ctx.out_dir.join(TRAIN_DIR))?),
-        progress: true,
+        eval_batch: Some(500),
+        dir: TRAIN_DIR.into(),
         label: "vit.mnist train".into(),
-        stop_after: None,
     };
-    let step = |batch: datasets::Batch, _: &train_kit::StepInfo| -> Result<Tensor> {
-        let logits = model.forward_t(&augment(&batch.images, 2), true)?;
-        Ok(logits.cross_entropy_for_logits(&batch.labels))
+    let train = Split {
+        images: &data.train_images,
+        labels: &data.train_labels,
     };
-    let eval = |_| -> Result<train_kit::EvalMetrics> {
-        Ok(vec![(
-            "test_accuracy".into(),
-            accuracy(&model, data, None)?,
-        )])
+    let test = Split {
+        images: &data.test_images,
+        labels: &data.test_labels,
     };
-    let report =
-        train_kit::Trainer::new(&trainer_cfg, &run)?.fit(&mut vs, &mut opt, &loader, step, eval)?;
-    let per_epoch = report
-        .eval_series("test_accuracy")
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
+    // Training sees randomly shifted images; the test split is only normalised.
+    let forward = |x: &Tensor, train: bool| -> Result<Tensor> {
+        if train {
+            Ok(model.forward_t(&augment(x, 2)?, true)?)
+        } else {
+            Ok(model.forward_t(&normalize(x), false)?)
+        }
+    };
+    let fit = train_classifier(ctx, &mut vs, &mut opt, train, test, &recipe, forward)?;
     Ok(Trained {
         vs,
         model,
-        per_epoch,
-        train_seconds: report.seconds,
+        per_epoch: fit.test_accuracy,
+        train_seconds: fit.seconds,
         epochs,
     })
 }
@@ -345,10 +354,12 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
     let t = train_mnist(ctx, &data, epochs)?;
     let acc = *t.per_epoch.last().context("no epoch ran")?;
     vit_core::save_safetensors(&t.vs, ctx.out_dir.join(MODEL_FILE))?;
-    std::fs::write(
-        ctx.out_dir.join("config.json"),
-        serde_json::to_string_pretty(t.model.config())?,
-    )?;
+    let config_path = ctx.out_dir.join("config.json");
+    cvlab_util::write_atomic(
+        &config_path,
+        serde_json::to_string_pretty(t.model.config())?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", config_path.display()))?;
     let plot = "test_accuracy.png";
     let points: Vec<(f64, f64)> = t
         .per_epoch
@@ -389,10 +400,10 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
             100.0 * acc,
             t.epochs,
             t.train_seconds,
-            device_name(ctx.device)
+            train_kit::device_description(ctx.device)
         ),
-        // Smoke: 94 steps only; it must learn (twice chance), not reach the claim.
-        verdict: Verdict::from_ok(acc >= 0.98 || ctx.mode == Mode::Smoke && acc > 0.2),
+        measured: Measured::new().number(TEST_ACCURACY, acc),
+        skipped: None,
         plots: vec![plot.into(), curves.into()],
         details: json!({
             "per_epoch_test_accuracy": t.per_epoch,
@@ -408,14 +419,6 @@ fn run_mnist(ctx: &Ctx) -> Result<Outcome> {
             "model_file": MODEL_FILE,
         }),
     })
-}
-
-fn device_name(d: Device) -> String {
-    match d {
-        Device::Cpu => format!("CPU ({} threads)", tch::get_num_threads()),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}"),
-    }
 }
 
 // ------------------------------------------------------------------ vit.tome
@@ -473,11 +476,8 @@ fn throughputs(
         Ok(())
     })?;
     Ok(times
-        .into_iter()
-        .map(|mut t| {
-            t.sort_by(f64::total_cmp);
-            batch as f64 / t[t.len() / 2]
-        })
+        .iter()
+        .map(|t| batch as f64 / cvlab_util::median(t))
         .collect())
 }
 
@@ -552,7 +552,6 @@ fn run_tome(ctx: &Ctx) -> Result<Outcome> {
             })
         })
         .collect();
-    let ok = ctx.mode == Mode::Smoke || (speedup >= 1.3 && monotone);
     Ok(Outcome {
         value: speedup,
         value_text: format!(
@@ -564,11 +563,14 @@ fn run_tome(ctx: &Ctx) -> Result<Outcome> {
             ips_max / ips0,
             100.0 * (acc_max - acc0)
         ),
-        verdict: Verdict::from_ok(ok),
+        measured: Measured::new()
+            .number(TOME_SPEEDUP, speedup)
+            .flag(TOME_MONOTONE, monotone),
+        skipped: None,
         plots: vec![plot.into()],
         details: json!({
             "model": source,
-            "device": device_name(ctx.device),
+            "device": train_kit::device_description(ctx.device),
             "batch": batch,
             "timed_rounds": reps,
             "timing": "each round times one forward per r in turn; median per r",
@@ -620,7 +622,7 @@ mod tests {
             for batch in loader.epoch(epoch as u64) {
                 let batch = batch?;
                 opt.set_lr(schedule.lr_at(step));
-                let logits = model.forward_t(&augment(&batch.images, 2), true)?;
+                let logits = model.forward_t(&augment(&batch.images, 2)?, true)?;
                 let loss = logits.cross_entropy_for_logits(&batch.labels);
                 train_kit::check_finite(&loss, step as u64)?;
                 opt.zero_grad();
@@ -635,7 +637,7 @@ mod tests {
 
     #[test]
     fn the_trainer_loop_equals_the_loop_before_the_move() {
-        let _lock = crate::test_rng_lock();
+        let _lock = test_support::rng_lock();
         let data = synthetic_mnist(384, 100, 5);
         let dir = tempfile::tempdir().unwrap();
         let ctx = ctx(dir.path(), 3);
