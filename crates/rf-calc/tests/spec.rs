@@ -133,3 +133,122 @@ fn every_preset_survives_a_round_trip() {
         b.node("Mixed_7c").unwrap().rf
     );
 }
+
+/// The message of a spec the reader rejects, with the layer it names.
+fn read_err(text: &str, format: Format) -> (String, String) {
+    match parse(text, format, "t") {
+        Err(RfError::InvalidLayer { layer, message }) => (layer, message),
+        other => panic!("expected a layer error, got {other:?}"),
+    }
+}
+
+const TWO: &str = "[[layer]]\nname = \"a\"\nop = \"conv\"\nkernel = 3\n\n[[layer]]\nname = \"b\"\nop = \"conv\"\n";
+
+#[test]
+fn a_wrong_field_name_is_named_with_its_line_and_column() {
+    let (layer, m) = read_err(&format!("{TWO}kernel = 3\nstrid = 2\n"), Format::Toml);
+    assert_eq!(layer, "b");
+    assert!(
+        m.contains("unknown field `strid`") && m.contains("`stride`"),
+        "{m}"
+    );
+    assert!(m.ends_with("at line 10 column 1"), "{m}");
+    let j = "{\"layer\": [\n  {\"name\": \"a\", \"op\": \"conv\", \"kernel\": 3},\n  {\"name\": \"b\", \"op\": \"conv\", \"strid\": 2}\n]}";
+    let (layer, m) = read_err(j, Format::Json);
+    assert_eq!(layer, "b");
+    assert!(
+        m.contains("unknown field `strid`") && m.contains("at line 3 column"),
+        "{m}"
+    );
+    // A field of another op.
+    let (layer, m) = read_err(
+        &format!("{TWO}kernel = 3\nceil_mode = true\n"),
+        Format::Toml,
+    );
+    assert_eq!(layer, "b");
+    assert!(
+        m.contains("`ceil_mode` for conv") && m.contains("it takes: kernel"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_wrong_type_is_named_with_its_line_and_column() {
+    let (layer, m) = read_err(&format!("{TWO}kernel = \"3\"\n"), Format::Toml);
+    assert_eq!(layer, "b");
+    assert!(
+        m.contains("invalid type: string \"3\", expected an integer or [h, w]"),
+        "{m}"
+    );
+    assert!(m.ends_with("at line 9 column 10"), "{m}");
+    let (_, m) = read_err(&format!("{TWO}kernel = 3\nceil_mode = 1\n"), Format::Toml);
+    assert!(
+        m.contains("invalid type: integer `1`, expected a boolean"),
+        "{m}"
+    );
+    let (_, m) = read_err(
+        &format!("{TWO}kernel = 3\npadding = {{ top = 1 }}\n"),
+        Format::Toml,
+    );
+    assert!(m.contains("missing field `bottom`"), "{m}");
+    let j = "{\"layers\": [{\"name\": \"a\", \"op\": \"conv\",\n  \"kernel\": 3, \"channels\": \"many\"}]}";
+    let (layer, m) = read_err(j, Format::Json);
+    assert_eq!(layer, "a");
+    assert!(
+        m.contains("invalid type: string \"many\"") && m.contains("at line 2 column"),
+        "{m}"
+    );
+    // Outside the layers: a spec error, still placed.
+    match parse("nam = \"x\"\n[[layer]]\nop = \"add\"\n", Format::Toml, "t") {
+        Err(RfError::Spec(m)) => assert!(
+            m.contains("`nam`") && m.contains("at line 1 column 1"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_bad_int_or_pair_is_named() {
+    for (value, says) in [
+        ("[3]", "invalid length 1, expected an integer or [h, w]"),
+        (
+            "[3, 3, 3]",
+            "invalid length 3, expected an integer or [h, w]",
+        ),
+        (
+            "2.5",
+            "invalid type: floating point `2.5`, expected an integer or [h, w]",
+        ),
+        ("[3, \"x\"]", "invalid type: string \"x\""),
+    ] {
+        let (layer, m) = read_err(&format!("{TWO}kernel = {value}\n"), Format::Toml);
+        assert_eq!(layer, "b");
+        assert!(
+            m.contains(says) && m.contains("at line 9 column"),
+            "{value}: {m}"
+        );
+    }
+    let (_, m) = read_err(
+        &format!("{TWO}kernel = 3\npadding = \"full\"\n"),
+        Format::Toml,
+    );
+    assert!(
+        m.contains("\"full\"") && m.contains("expected a padding"),
+        "{m}"
+    );
+    // Both forms read to the same layer.
+    let a = parse(
+        "[[layer]]\nop = \"conv\"\nkernel = 3\nstride = [2, 2]\n",
+        Format::Toml,
+        "t",
+    )
+    .unwrap();
+    let b = parse(
+        "[[layer]]\nop = \"conv\"\nkernel = [3, 3]\nstride = 2\n",
+        Format::Toml,
+        "t",
+    )
+    .unwrap();
+    assert_eq!(a.nodes()[1], b.nodes()[1]);
+}

@@ -36,8 +36,12 @@ pub struct Spec {
 }
 
 /// One layer, tagged by its `op`; `relu`, `bn`, `batch_norm` and `dropout` read as `identity`.
+///
+/// Written as the tagged enum; read through a flat table of every field an op can take, so
+/// that a wrong type or an unknown field is reported where it stands (a tagged enum buffers
+/// the table first and loses the position), then checked against what the op takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "snake_case", try_from = "RawLayer")]
 pub enum LayerSpec {
     /// Dense convolution.
     Conv(ConvSpec),
@@ -197,6 +201,177 @@ pub struct ConvTransposeSpec {
     /// Output channels (used only to build the net of the empirical receptive field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<i64>,
+}
+
+/// The op names, for reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OpName {
+    Conv,
+    DepthwiseConv,
+    MaxPool,
+    AvgPool,
+    Pad,
+    Upsample,
+    ConvTranspose,
+    Add,
+    Concat,
+    #[serde(alias = "relu", alias = "bn", alias = "batch_norm", alias = "dropout")]
+    Identity,
+}
+
+/// Every field any op takes; [`LayerSpec`]'s `TryFrom` checks them against the op.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLayer {
+    op: OpName,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<String>,
+    #[serde(default)]
+    inputs: Option<Vec<String>>,
+    #[serde(default)]
+    kernel: Option<IntOrPair>,
+    #[serde(default)]
+    stride: Option<IntOrPair>,
+    #[serde(default)]
+    dilation: Option<IntOrPair>,
+    #[serde(default)]
+    padding: Option<PaddingSpec>,
+    #[serde(default)]
+    channels: Option<i64>,
+    #[serde(default)]
+    ceil_mode: Option<bool>,
+    #[serde(default)]
+    factor: Option<IntOrPair>,
+    #[serde(default)]
+    output_padding: Option<IntOrPair>,
+}
+
+impl TryFrom<RawLayer> for LayerSpec {
+    type Error = String;
+
+    fn try_from(r: RawLayer) -> std::result::Result<Self, String> {
+        use OpName as N;
+        let (op, takes): (&str, &[&str]) = match r.op {
+            N::Conv => (
+                "conv",
+                &["kernel", "stride", "dilation", "padding", "channels"],
+            ),
+            N::DepthwiseConv => (
+                "depthwise_conv",
+                &["kernel", "stride", "dilation", "padding", "channels"],
+            ),
+            N::MaxPool => (
+                "max_pool",
+                &["kernel", "stride", "dilation", "padding", "ceil_mode"],
+            ),
+            N::AvgPool => (
+                "avg_pool",
+                &["kernel", "stride", "dilation", "padding", "ceil_mode"],
+            ),
+            N::Pad => ("pad", &["padding"]),
+            N::Upsample => ("upsample", &["factor"]),
+            N::ConvTranspose => (
+                "conv_transpose",
+                &["kernel", "stride", "padding", "output_padding", "channels"],
+            ),
+            N::Add => ("add", &[]),
+            N::Concat => ("concat", &[]),
+            N::Identity => ("identity", &[]),
+        };
+        let given = [
+            ("kernel", r.kernel.is_some()),
+            ("stride", r.stride.is_some()),
+            ("dilation", r.dilation.is_some()),
+            ("padding", r.padding.is_some()),
+            ("channels", r.channels.is_some()),
+            ("ceil_mode", r.ceil_mode.is_some()),
+            ("factor", r.factor.is_some()),
+            ("output_padding", r.output_padding.is_some()),
+        ];
+        if let Some((k, _)) = given.iter().find(|(k, on)| *on && !takes.contains(k)) {
+            let takes = if takes.is_empty() {
+                "nothing but name, input(s)".to_owned()
+            } else {
+                takes.join(", ")
+            };
+            return Err(format!("unknown field `{k}` for {op}; it takes: {takes}"));
+        }
+        let need = |v: Option<IntOrPair>, k: &str| {
+            v.ok_or_else(|| format!("missing field `{k}` for {op}"))
+        };
+        let (name, input, inputs) = (r.name, r.input, r.inputs);
+        let conv = || -> std::result::Result<ConvSpec, String> {
+            Ok(ConvSpec {
+                name: name.clone(),
+                input: input.clone(),
+                inputs: inputs.clone(),
+                kernel: need(r.kernel, "kernel")?,
+                stride: r.stride,
+                dilation: r.dilation,
+                padding: r.padding,
+                channels: r.channels,
+            })
+        };
+        let pool = || -> std::result::Result<PoolSpec, String> {
+            Ok(PoolSpec {
+                name: name.clone(),
+                input: input.clone(),
+                inputs: inputs.clone(),
+                kernel: need(r.kernel, "kernel")?,
+                stride: r.stride,
+                dilation: r.dilation,
+                padding: r.padding,
+                ceil_mode: r.ceil_mode.unwrap_or(false),
+            })
+        };
+        let link = || LinkSpec {
+            name: name.clone(),
+            input: input.clone(),
+            inputs: inputs.clone(),
+        };
+        Ok(match r.op {
+            N::Conv => LayerSpec::Conv(conv()?),
+            N::DepthwiseConv => LayerSpec::DepthwiseConv(conv()?),
+            N::MaxPool => LayerSpec::MaxPool(pool()?),
+            N::AvgPool => LayerSpec::AvgPool(pool()?),
+            N::Pad => LayerSpec::Pad(PadSpec {
+                name,
+                input,
+                inputs,
+                padding: r.padding,
+            }),
+            N::Upsample => LayerSpec::Upsample(UpsampleSpec {
+                factor: need(r.factor, "factor")?,
+                name,
+                input,
+                inputs,
+            }),
+            N::ConvTranspose => LayerSpec::ConvTranspose(ConvTransposeSpec {
+                kernel: need(r.kernel, "kernel")?,
+                stride: r.stride,
+                padding: match r.padding {
+                    None => None,
+                    Some(PaddingSpec::Sym(p)) => Some(p),
+                    Some(other) => {
+                        return Err(format!(
+                            "the `padding` of a conv_transpose is p or [ph, pw], got {other:?}"
+                        ))
+                    }
+                },
+                output_padding: r.output_padding,
+                channels: r.channels,
+                name,
+                input,
+                inputs,
+            }),
+            N::Add => LayerSpec::Add(link()),
+            N::Concat => LayerSpec::Concat(link()),
+            N::Identity => LayerSpec::Identity(link()),
+        })
+    }
 }
 
 fn is_false(b: &bool) -> bool {
