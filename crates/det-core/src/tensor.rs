@@ -85,6 +85,16 @@ fn to_cpu_vecs(boxes: &Tensor, scores: &Tensor) -> Result<(Vec<[f64; 4]>, Vec<f6
             format!("{:?}", scores.size()),
         ));
     }
+    if !matches!(
+        scores.kind(),
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    ) {
+        return Err(DetError::arg(
+            "scores",
+            "a floating-point tensor",
+            format!("{:?}", scores.kind()),
+        ));
+    }
     let b = boxes
         .to_device(Device::Cpu)
         .to_kind(Kind::Double)
@@ -130,6 +140,23 @@ pub fn batched_nms_t(
     iou_threshold: f64,
 ) -> Result<Tensor> {
     let (b, s) = to_cpu_vecs(boxes, scores)?;
+    if classes.size() != [b.len() as i64] {
+        return Err(DetError::arg(
+            "classes",
+            format!("a [{}] tensor (one class per box)", b.len()),
+            format!("{:?}", classes.size()),
+        ));
+    }
+    if !matches!(
+        classes.kind(),
+        Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8
+    ) {
+        return Err(DetError::arg(
+            "classes",
+            "an integer tensor of class indices",
+            format!("{:?}", classes.kind()),
+        ));
+    }
     let c = Vec::<i64>::try_from(
         classes
             .to_device(Device::Cpu)
@@ -174,6 +201,12 @@ mod tests {
             assert!(worst < 1e-5, "{kind:?}: {worst}");
         }
         assert!(nms_t(&Tensor::zeros([3, 5], (Kind::Float, Device::Cpu)), &st, 0.5).is_err());
+        let int_scores = Tensor::zeros([300], (Kind::Int64, Device::Cpu));
+        assert!(nms_t(&bt, &int_scores, 0.5).is_err());
+        let float_classes = Tensor::zeros([300], (Kind::Float, Device::Cpu));
+        assert!(batched_nms_t(&bt, &st, &float_classes, 0.5).is_err());
+        let short = Tensor::zeros([299], (Kind::Int64, Device::Cpu));
+        assert!(batched_nms_t(&bt, &st, &short, 0.5).is_err());
         let c = Tensor::from_slice(&(0..300i64).map(|i| i % 3).collect::<Vec<_>>());
         assert!(batched_nms_t(&bt, &st, &c, 0.5).unwrap().size()[0] >= keep.len() as i64);
     }

@@ -185,4 +185,26 @@ fn bad_sizes_are_errors() {
     assert!(letterbox(s(), 4, 0, 0.0).is_err());
     assert!(scale_place(s(), f64::NAN, (0, 0), (8, 8), 0.0, 0.2, 1.0).is_err());
     assert!(scale_place(s(), -1.0, (0, 0), (8, 8), 0.0, 0.2, 1.0).is_err());
+    // A sample whose image is not what its map says is an error naming both, not a panic.
+    let wrong_size = Sample {
+        map: ImageMap::identity(20, 16),
+        ..s()
+    };
+    let e = hflip(wrong_size).unwrap_err().to_string();
+    assert!(e.contains("[1 or 3, 16, 20]") && e.contains("[3, 16, 16]"), "{e}");
+    let scalar = Sample {
+        image: Tensor::from(0.5f32),
+        ..s()
+    };
+    assert!(hsv(scalar, [1.0, 1.0, 1.0]).is_err());
+    let bytes = Sample {
+        image: Tensor::zeros([3, 16, 16], (Kind::Uint8, Device::Cpu)),
+        ..s()
+    };
+    assert!(letterbox(bytes, 8, 8, 0.0).unwrap_err().to_string().contains("Uint8"));
+    let no_class = Sample {
+        classes: vec![],
+        ..s()
+    };
+    assert!(resize(no_class, 8, 8).is_err());
 }

@@ -36,13 +36,21 @@ use crate::synth::SplitMix64;
 /// `y' = ay * y + by` (`ax < 0`: mirrored), with the original and current sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ImageMap {
+    /// `ax` of `x' = ax * x + bx` (negative after a flip).
     pub ax: f64,
+    /// `bx` of `x' = ax * x + bx`.
     pub bx: f64,
+    /// `ay` of `y' = ay * y + by`.
     pub ay: f64,
+    /// `by` of `y' = ay * y + by`.
     pub by: f64,
+    /// Width of the original image.
     pub orig_w: u32,
+    /// Height of the original image.
     pub orig_h: u32,
+    /// Current width.
     pub width: u32,
+    /// Current height.
     pub height: u32,
 }
 
@@ -112,11 +120,17 @@ impl ImageMap {
 /// original image.
 #[derive(Debug)]
 pub struct Sample {
+    /// Pixels `[C, H, W]` float in `[0, 1]`.
     pub image: Tensor,
+    /// `xyxy` boxes in current pixel coordinates.
     pub boxes: Vec<[f64; 4]>,
+    /// One class index per box.
     pub classes: Vec<i64>,
+    /// Per box: crowd / difficult (evaluation-only).
     pub ignore: Vec<bool>,
+    /// From original to current coordinates.
     pub map: ImageMap,
+    /// The image's id (COCO `image_id`).
     pub image_id: i64,
     /// Index in the data set.
     pub index: usize,
@@ -157,6 +171,44 @@ impl Sample {
         (self.map.width, self.map.height)
     }
 
+    /// What every transform needs: a floating `[1 or 3, H, W]` image of the size its map
+    /// says, and one class and one ignore flag per box. `op` names the transform in errors.
+    pub fn check(&self, op: &'static str) -> Result<()> {
+        let s = self.image.size();
+        let (w, h) = (self.map.width as i64, self.map.height as i64);
+        if w == 0 || h == 0 || s.len() != 3 || !(s[0] == 1 || s[0] == 3) || s[1] != h || s[2] != w
+        {
+            return Err(DetError::arg(
+                op,
+                format!("a [1 or 3, {h}, {w}] image tensor (the size of the sample's map, > 0)"),
+                format!("{s:?}"),
+            ));
+        }
+        if !matches!(
+            self.image.kind(),
+            tch::Kind::Float | tch::Kind::Double | tch::Kind::Half | tch::Kind::BFloat16
+        ) {
+            return Err(DetError::arg(
+                op,
+                "a floating-point image tensor in [0, 1]",
+                format!("{:?}", self.image.kind()),
+            ));
+        }
+        for (what, len) in [
+            ("classes (one per box)", self.classes.len()),
+            ("ignore flags (one per box)", self.ignore.len()),
+        ] {
+            if len != self.boxes.len() {
+                return Err(DetError::LengthMismatch {
+                    what,
+                    expected: self.boxes.len(),
+                    got: len,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn retain(&mut self, keep: &[bool]) {
         let mut k = keep.iter();
         self.classes.retain(|_| *k.next().unwrap_or(&false));
@@ -187,6 +239,7 @@ fn resample(img: &Tensor, w: u32, h: u32) -> Result<Tensor> {
 
 /// Mirrors the image left-right, with its boxes.
 pub fn hflip(mut s: Sample) -> Result<Sample> {
+    s.check("hflip")?;
     s.image = s
         .image
         .f_flip([2])
@@ -203,6 +256,7 @@ pub fn hflip(mut s: Sample) -> Result<Sample> {
 
 /// Resizes (stretches) to `w x h`.
 pub fn resize(mut s: Sample, w: u32, h: u32) -> Result<Sample> {
+    s.check("resize")?;
     check_target(w, h)?;
     let (sx, sy) = (
         w as f64 / s.map.width as f64,
@@ -232,6 +286,7 @@ pub fn scale_place(
     min_visible: f64,
     min_side: f64,
 ) -> Result<Sample> {
+    s.check("scale_place")?;
     check_target(w, h)?;
     if !(scale.is_finite() && scale > 0.0) {
         return Err(DetError::arg("scale", "a finite number > 0", scale));
@@ -287,6 +342,7 @@ pub fn scale_place(
 /// Scales to fit `w x h` keeping the aspect ratio and centres the result on `fill`
 /// (YOLO's letterbox with `fill = 114 / 255`). No box is dropped.
 pub fn letterbox(s: Sample, w: u32, h: u32, fill: f64) -> Result<Sample> {
+    s.check("letterbox")?;
     check_target(w, h)?;
     let (ow, oh) = s.size();
     let scale = (w as f64 / ow as f64).min(h as f64 / oh as f64);
@@ -302,8 +358,11 @@ pub fn letterbox(s: Sample, w: u32, h: u32, fill: f64) -> Result<Sample> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HsvGains {
+    /// Hue gain (ultralytics `hsv_h`, 0.015).
     pub h: f64,
+    /// Saturation gain (`hsv_s`, 0.7).
     pub s: f64,
+    /// Value gain (`hsv_v`, 0.4).
     pub v: f64,
 }
 
@@ -364,6 +423,7 @@ fn hsv_to_rgb(h: &Tensor, s: &Tensor, v: &Tensor) -> Tensor {
 /// Applies gains `r = [rh, rs, rv]` (already `U(-1, 1) * gain + 1`): hue `(h * rh) mod 1`,
 /// saturation and value multiplied and clipped to `[0, 1]`. Boxes are unchanged.
 pub fn hsv(mut s: Sample, r: [f64; 3]) -> Result<Sample> {
+    s.check("hsv")?;
     let c = s.image.size()[0];
     s.image = if c == 3 {
         let (h, sat, v) = rgb_to_hsv(&s.image);
@@ -389,7 +449,9 @@ pub struct AugmentConfig {
     pub scale: (f64, f64),
     /// HSV gains; `None` turns the jitter off.
     pub hsv: Option<HsvGains>,
+    /// A box cut by a crop is kept when at least this fraction of its area remains (0.25).
     pub min_visible: f64,
+    /// ... and both its sides are at least this many pixels (2).
     pub min_side: f64,
     /// Padding value (0..1).
     pub fill: f64,
@@ -411,10 +473,13 @@ impl Default for AugmentConfig {
 /// The random draws of one augmented sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AugmentDraw {
+    /// Scale gain over the letterbox fit.
     pub scale: f64,
     /// Where the resized image sits: 0 = left/top-most, 1 = right/bottom-most placement.
     pub place: (f64, f64),
+    /// Mirror horizontally.
     pub flip: bool,
+    /// HSV gains `r = U(-1, 1) * (h, s, v) + 1` drawn for this sample.
     pub hsv: [f64; 3],
 }
 

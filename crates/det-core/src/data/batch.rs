@@ -24,9 +24,13 @@ use crate::synth::SplitMix64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetLoaderConfig {
+    /// Images per batch.
     pub batch_size: usize,
+    /// Shuffle each epoch with a Fisher-Yates permutation seeded by `(seed, epoch)`.
     pub shuffle: bool,
+    /// Leave out a last, smaller batch.
     pub drop_last: bool,
+    /// Seed of the order and of the augmentation draws.
     pub seed: u64,
     /// Network input `(width, height)`.
     pub size: (u32, u32),
@@ -84,8 +88,11 @@ pub struct DetBatch {
     pub ignore: Tensor,
     /// `[B]` int64: real boxes per image.
     pub counts: Tensor,
+    /// Per image: its COCO `image_id`.
     pub image_ids: Vec<i64>,
+    /// Per image: its index in the set.
     pub indices: Vec<usize>,
+    /// Per image: the map from the original image to the network input.
     pub maps: Vec<ImageMap>,
 }
 
@@ -141,14 +148,17 @@ impl DetLoader {
         Ok(DetLoader { set, cfg, device })
     }
 
+    /// The loader's settings.
     pub fn config(&self) -> &DetLoaderConfig {
         &self.cfg
     }
 
+    /// The device batches are put on.
     pub fn device(&self) -> Device {
         self.device
     }
 
+    /// The data set it reads.
     pub fn set(&self) -> &Arc<dyn DetectionSet> {
         &self.set
     }

@@ -26,8 +26,11 @@ use crate::error::{DetError, Result};
 /// `classes [N]` (integer class indices into the set's categories), on any device.
 #[derive(Debug)]
 pub struct ImageDetections {
+    /// `[N, 4]` xyxy boxes in network-input pixels.
     pub boxes: Tensor,
+    /// `[N]` confidences.
     pub scores: Tensor,
+    /// `[N]` integer class indices into the set's categories.
     pub classes: Tensor,
 }
 
@@ -91,20 +94,35 @@ impl ImageDetections {
 /// `stats` array, per-category AP, and speeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectionReport {
+    /// Name of the data set.
     pub set: String,
+    /// Images evaluated.
     pub images: usize,
+    /// Detections scored.
     pub detections: usize,
+    /// AP@[.5:.95], area all, maxDets 100 (stat 0).
     pub ap: f64,
+    /// AP at IoU 0.50 (stat 1).
     pub ap50: f64,
+    /// AP at IoU 0.75 (stat 2).
     pub ap75: f64,
+    /// AP for small objects (area <= 32², stat 3).
     pub ap_small: f64,
+    /// AP for medium objects (stat 4).
     pub ap_medium: f64,
+    /// AP for large objects (area >= 96², stat 5).
     pub ap_large: f64,
+    /// AR with 1 detection per image (stat 6).
     pub ar1: f64,
+    /// AR with 10 detections per image (stat 7).
     pub ar10: f64,
+    /// AR with 100 detections per image (stat 8).
     pub ar100: f64,
+    /// AR for small objects (stat 9).
     pub ar_small: f64,
+    /// AR for medium objects (stat 10).
     pub ar_medium: f64,
+    /// AR for large objects (stat 11).
     pub ar_large: f64,
     /// `COCOeval.stats` in pycocotools' order (-1 where a range has no ground truth).
     pub stats: [f64; 12],
@@ -112,13 +130,19 @@ pub struct DetectionReport {
     pub per_category_ap: Vec<(String, f64)>,
     /// Seconds in `forward` and in `decode` over the timed images.
     pub forward_s: f64,
+    /// Seconds in `decode` over the timed images.
     pub decode_s: f64,
     /// Images in the timed batches (all but the warm-up ones).
     pub timed_images: usize,
+    /// Timed images per second through `forward`.
     pub images_per_s_forward: f64,
+    /// Timed images per second through `forward` and `decode`.
     pub images_per_s_with_decode: f64,
+    /// The device the detector ran on.
     pub device: String,
+    /// Network input `(width, height)`.
     pub input_size: (u32, u32),
+    /// Images per batch.
     pub batch_size: usize,
 }
 

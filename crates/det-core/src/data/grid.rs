@@ -12,8 +12,9 @@ use crate::draw::{draw_boxes, Annotated};
 use crate::error::{DetError, Result};
 use crate::transforms::Detection;
 
-/// Palette index of ground-truth boxes (green) and of predictions (red) in [`crate::draw`].
+/// Palette index of ground-truth boxes (green) in [`crate::draw`].
 pub const GT_COLOR: usize = 1;
+/// Palette index of predictions (red).
 pub const PRED_COLOR: usize = 0;
 const GAP: u32 = 6;
 
@@ -21,7 +22,9 @@ const GAP: u32 = 6;
 /// indices into the set's categories).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridItem {
+    /// Index of the image in the set.
     pub index: usize,
+    /// Its predictions, original image coordinates.
     pub detections: Vec<Detection>,
 }
 

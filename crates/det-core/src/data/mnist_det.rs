@@ -41,11 +41,14 @@ use crate::synth::SplitMix64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MnistSplit {
+    /// Digits from MNIST's 60k training images.
     Train,
+    /// Digits from MNIST's 10k test images.
     Test,
 }
 
 impl MnistSplit {
+    /// `"train"` or `"test"`.
     pub fn as_str(self) -> &'static str {
         match self {
             MnistSplit::Train => "train",
@@ -58,15 +61,21 @@ impl MnistSplit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MnistDetConfig {
+    /// Canvas width in pixels (256).
     pub width: u32,
+    /// Canvas height in pixels (256).
     pub height: u32,
+    /// Fewest digits per canvas (2).
     pub min_digits: usize,
+    /// Most digits per canvas (8).
     pub max_digits: usize,
     /// Longer side of a digit's ink in pixels, log-uniform in `[min_size, max_size]`.
     pub min_size: f64,
+    /// Largest longer side of a digit's ink (160).
     pub max_size: f64,
     /// Largest intersection over the smaller box's area between two digits.
     pub max_overlap: f64,
+    /// Placements tried before a digit is left out (50).
     pub placement_tries: usize,
     /// Fragments of other digits per canvas, uniform in `[0, max_clutter]`.
     pub max_clutter: usize,
@@ -74,8 +83,11 @@ pub struct MnistDetConfig {
     pub ink_threshold: f64,
     /// 1 (grey) or 3 (grey replicated to RGB).
     pub channels: i64,
+    /// Seed of every canvas generator.
     pub seed: u64,
+    /// Canvases in the train split.
     pub train_images: usize,
+    /// Canvases in the test split.
     pub test_images: usize,
 }
 
@@ -144,10 +156,15 @@ impl MnistDetConfig {
 /// its tight box.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlacedDigit {
+    /// Index of the digit in its MNIST split.
     pub mnist_index: usize,
+    /// The digit, 0-9.
     pub class: i64,
+    /// Top-left of the rendered patch on the canvas.
     pub origin: (i64, i64),
+    /// `(width, height)` of the rendered patch.
     pub size: (u32, u32),
+    /// The tight `xyxy` box around the ink.
     pub bbox: [f64; 4],
 }
 
@@ -155,16 +172,22 @@ pub struct PlacedDigit {
 /// `size` with top-left `origin`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fragment {
+    /// Index of the source digit in its MNIST split.
     pub mnist_index: usize,
+    /// `[x, y, w, h]` window of the 28x28 field.
     pub src: [u32; 4],
+    /// Top-left on the canvas.
     pub origin: (i64, i64),
+    /// `(width, height)` rendered.
     pub size: (u32, u32),
 }
 
 /// Everything on one canvas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CanvasLayout {
+    /// The digits, largest first.
     pub digits: Vec<PlacedDigit>,
+    /// The box-less clutter fragments.
     pub clutter: Vec<Fragment>,
 }
 
@@ -271,10 +294,12 @@ impl MnistDet {
         Ok(ds)
     }
 
+    /// The recipe the set was made with.
     pub fn config(&self) -> &MnistDetConfig {
         &self.cfg
     }
 
+    /// The MNIST split its digits come from.
     pub fn split(&self) -> MnistSplit {
         self.split
     }

@@ -42,7 +42,9 @@ use crate::error::{DetError, Result};
 /// A set's class index `k` is the position of its category in [`DetectionSet::categories`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Category {
+    /// The original category id (as in the source's files and results JSON).
     pub id: i64,
+    /// The category name.
     pub name: String,
 }
 
@@ -51,14 +53,21 @@ pub struct Category {
 /// it is a crowd region (COCO `iscrowd`) or `difficult` (VOC): both are evaluation-only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetRecord {
+    /// COCO `image_id`.
     pub image_id: i64,
     /// File name relative to the image folder (also the COCO `file_name`).
     pub file_name: String,
+    /// Image width in pixels.
     pub width: u32,
+    /// Image height in pixels.
     pub height: u32,
+    /// `xyxy` boxes in continuous pixel coordinates.
     pub boxes: Vec<[f64; 4]>,
+    /// One class index per box.
     pub classes: Vec<i64>,
+    /// Per box: a crowd region (COCO `iscrowd`).
     pub crowd: Vec<bool>,
+    /// Per box: VOC `difficult`.
     pub difficult: Vec<bool>,
 }
 
@@ -133,9 +142,13 @@ pub(crate) fn torch_err(context: impl Into<String>) -> impl FnOnce(tch::TchError
 /// `[32², 96²]`, `[96², inf)`: an area of exactly 32² counts as small and medium).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AreaCounts {
+    /// Boxes with area <= 32².
     pub small: usize,
+    /// Boxes with area in `[32², 96²]`.
     pub medium: usize,
+    /// Boxes with area >= 96².
     pub large: usize,
+    /// All boxes.
     pub total: usize,
 }
 

@@ -41,6 +41,7 @@ pub enum CrowdPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CocoFolderConfig {
+    /// Whether crowd annotations are kept (flagged) or skipped.
     pub crowd: CrowdPolicy,
     /// Pixels a box may reach outside its image before it is an error; within that it is
     /// clamped. Default 1.0.
