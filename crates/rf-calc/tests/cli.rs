@@ -1,5 +1,7 @@
 //! The `rf-calc` binary end to end.
 #![cfg(feature = "cli")]
+// Helpers of a test binary: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

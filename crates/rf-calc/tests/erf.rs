@@ -2,6 +2,8 @@
 //! equals the theoretical receptive field, unit by unit, on nets with `SAME` padding at odd
 //! sizes, merges, factorised kernels, dilation, upsampling and transposed convolutions.
 #![cfg(feature = "erf")]
+// Helpers of a test binary: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rf_calc::erf::{gradient_sum, random_erf, Activation, ErfConfig, ErfNet, NetConfig};
 use rf_calc::spec::{parse, Format};

@@ -1,6 +1,8 @@
 //! Presets outside the published table, checked against receptive fields worked out by hand
 //! from the architectures (the arithmetic is in the comments), plus FPN's misalignment and
 //! the drawings.
+// Helpers of a test binary: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rf_calc::{analyze, draw, erf_stats::ErfMap, presets, Frac, Options, RfError};
 

@@ -1,6 +1,8 @@
 //! Property tests on random networks: the two Distill methods agree with each other and with
 //! the exact per-unit maps (checked inside `analyze`, which fails loudly otherwise), and all of
 //! them agree with a brute-force dependency pass that knows nothing of the formulas.
+// Helpers of a test binary: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use rf_calc::distill::{closed_form, top_down};

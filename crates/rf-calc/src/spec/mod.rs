@@ -8,7 +8,7 @@
 //!
 //! [[layer]]
 //! name = "c1"
-//! op = "conv"              # see OPS; a tagged enum, LayerSpec
+//! op = "conv"              # see OPS and LayerSpec (the fields each op takes)
 //! kernel = 3               # or [kh, kw]
 //! stride = 2               # default 1 (pools: the kernel, as in PyTorch)
 //! padding = "same"         # "valid" (default), "same", p, [ph, pw], {top, bottom, left, right}
