@@ -74,7 +74,7 @@ pub fn claims() -> Vec<Claim> {
             paper_value: "pre-trained > random init (probe), MAE > scratch (fine-tune)",
             tolerance: Tolerance::new([
                 Bound::at_least(PROBE_GAIN, 3.0).unit(" points"),
-                Bound::at_least(FINETUNE_GAIN, 1.0).unit(" points"),
+                Bound::at_least(FINETUNE_GAIN, 1.0).unit(" point"),
             ])
             .note("same epochs, images and recipe"),
             smoke_tolerance: Some(
