@@ -16,12 +16,6 @@ use crate::report::{self, ClaimResult, Mode, Verdict, Versions};
 
 pub use train_kit::{device_name, parse_device};
 
-/// Kept so that the `repro` binary's `claim::registry()` compiles until it calls
-/// [`crate::registry`]; the registry itself lives in [`crate::experiments`], which depends on
-/// this module, not the other way round. Remove once `main.rs` has moved.
-#[doc(hidden)]
-pub use crate::experiments::registry;
-
 /// What the context of a run offers an experiment.
 pub struct Ctx {
     /// How much of the recipe runs (`--smoke`, the quick default, `--full`).

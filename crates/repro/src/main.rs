@@ -3,10 +3,11 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use cvlab_util::pipe::outln;
+use std::path::{Path, PathBuf};
 
-use repro::claim::{self, parse_device};
-use repro::report::{self, Mode};
+use repro::claim;
+use repro::report::{self, ClaimResult, Mode};
 
 #[derive(Parser)]
 #[command(name = "repro", about = "Reproduce the papers' claims")]
@@ -17,8 +18,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// List the claims with their sources and what their full recipes need.
-    List,
+    /// List the claims: source, tolerance, what each needs, and how long it took last time.
+    List {
+        /// Where the last results are read from.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
     /// Run claims (all when no id is given; an id prefix selects a group).
     Run {
         ids: Vec<String>,
@@ -46,24 +51,17 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::List => {
-            for c in claim::registry() {
-                println!("{:<22} {}", c.id, c.claim);
-                println!(
-                    "{:<22} source: {}; paper: {}; tolerance: {}",
-                    "", c.source, c.paper_value, c.tolerance
-                );
-                if let Some(n) = c.full_needs {
-                    println!("{:<22} --full needs: {n}", "");
-                }
-            }
-        }
+        Cmd::List { reports } => list(&reports)?,
         Cmd::Doctor => {
-            println!("libtorch {} (tch 0.24.0)", env!("CVLAB_LIBTORCH_VERSION"));
-            println!("cuda available: {}", tch::Cuda::is_available());
-            println!("cuda devices: {}", tch::Cuda::device_count());
-            println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
-            println!("cpu threads: {}", tch::get_num_threads());
+            outln(&format!(
+                "libtorch {} (tch 0.24.0)\ncuda available: {}\ncuda devices: {}\n\
+                 cudnn available: {}\ncpu threads: {}",
+                env!("CVLAB_LIBTORCH_VERSION"),
+                tch::Cuda::is_available(),
+                tch::Cuda::device_count(),
+                tch::Cuda::cudnn_is_available(),
+                tch::get_num_threads()
+            ))?;
         }
         Cmd::Run {
             ids,
@@ -81,8 +79,8 @@ fn main() -> Result<()> {
             } else {
                 Mode::Quick
             };
-            let device = parse_device(&device)?;
-            let all = claim::registry();
+            let device = train_kit::parse_device(&device)?;
+            let all = repro::registry();
             let selected = claim::select(&all, &ids)?;
             for c in selected {
                 eprintln!("== {} ({})", c.id, mode.as_str());
@@ -99,8 +97,43 @@ fn main() -> Result<()> {
                 );
             }
             report::write_summary(&reports)?;
-            println!("report: {}", reports.join("REPORT.md").display());
+            outln(&format!("report: {}", reports.join("REPORT.md").display()))?;
         }
+    }
+    Ok(())
+}
+
+/// `repro list`: each claim with its source, paper value and tolerances, what it needs (the
+/// quick run: this machine; `--full`: what the recipe names), and its last result under
+/// `reports` (verdict, mode, wall time). A closed pipe (`| head`) ends it quietly.
+fn list(reports: &Path) -> Result<()> {
+    // A missing or unreadable report folder only means no last run to show.
+    let last: Vec<ClaimResult> = report::read_all(reports).unwrap_or_default();
+    for c in repro::registry() {
+        outln(&format!("{:<22} {}", c.id, c.claim))?;
+        outln(&format!(
+            "{:<22} source: {}; paper: {}; tolerance: {}",
+            "", c.source, c.paper_value, c.tolerance
+        ))?;
+        if let Some(smoke) = &c.smoke_tolerance {
+            outln(&format!("{:<22} smoke tolerance: {smoke}", ""))?;
+        }
+        let full = c.full_needs.unwrap_or("nothing beyond this machine");
+        outln(&format!(
+            "{:<22} needs: quick run on this machine (CPU, packaged data); --full: {full}",
+            ""
+        ))?;
+        let last_run = match last.iter().find(|r| r.id == c.id) {
+            Some(r) => format!(
+                "{} ({} mode, {}) in {:.1} s",
+                r.verdict.as_str(),
+                r.mode.as_str(),
+                r.device,
+                r.wall_seconds
+            ),
+            None => format!("none in {}", reports.display()),
+        };
+        outln(&format!("{:<22} last run: {last_run}", ""))?;
     }
     Ok(())
 }

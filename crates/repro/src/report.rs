@@ -32,6 +32,7 @@ impl Verdict {
         }
     }
 
+    /// The spelling `result.json` and the report use.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Reproduced => "reproduced",
@@ -55,6 +56,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The spelling `result.json` and the report use.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Smoke => "smoke",
@@ -67,12 +69,16 @@ impl Mode {
 /// Versions of what produced a result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Versions {
+    /// This crate's version.
     pub repro: String,
+    /// The `tch` binding's version.
     pub tch: String,
+    /// The libtorch version the binary was built against.
     pub libtorch: String,
 }
 
 impl Versions {
+    /// The versions of this build.
     pub fn current() -> Self {
         Versions {
             repro: env!("CARGO_PKG_VERSION").to_owned(),
@@ -85,24 +91,37 @@ impl Versions {
 /// One claim's `result.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClaimResult {
+    /// The claim's id.
     pub id: String,
+    /// What the paper claims.
     pub claim: String,
+    /// Where it says so.
     pub source: String,
+    /// The published number.
     pub paper_value: String,
     /// Our headline number (JSON null when the claim did not run here).
     pub value: Option<f64>,
     /// The headline number as the report prints it, with its unit.
     pub value_text: String,
+    /// The tolerance the verdict was judged by, as text.
     pub tolerance: String,
+    /// The outcome.
     pub verdict: Verdict,
     /// What the claim still needs when it did not run (`needs: dataset X + GPU`, the command).
     pub needs: Option<String>,
+    /// How much of the recipe ran.
     pub mode: Mode,
+    /// Where it ran (`cpu`, `cuda:N`, with CPU threads).
     pub device: String,
+    /// What produced it.
     pub versions: Versions,
+    /// The revision of the working tree (`-dirty` with local changes).
     pub git_revision: String,
+    /// The run's seed.
     pub seed: u64,
+    /// Wall time of the run.
     pub wall_seconds: f64,
+    /// When it finished (seconds since 1970).
     pub finished_at_unix: u64,
     /// Plots written beside the result, by file name.
     pub plots: Vec<String>,
@@ -117,10 +136,9 @@ pub fn write_result(dir: &Path, result: &ClaimResult) -> Result<()> {
     write_atomic(&dir.join("result.json"), text.as_bytes())
 }
 
+/// `cvlab_util`'s crash-safe write, naming the file on failure.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))
+    cvlab_util::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Reads every `<reports>/<id>/result.json`, sorted by id. Unreadable files are errors that name
@@ -145,12 +163,23 @@ pub fn read_all(reports: &Path) -> Result<Vec<ClaimResult>> {
     Ok(out)
 }
 
-/// Renders the summary table.
+/// Renders `REPORT.md`: the verdict counts, then one row per claim with its main plot (the
+/// first it wrote) inline under the row, linked relative to the report (`<id>/<plot>.png`).
 pub fn render_markdown(results: &[ClaimResult]) -> String {
-    let mut s = String::from(
-        "# Reproduction report\n\nWritten by `cargo xtask reproduce`; one row per claim, details and \
-         plots in `<id>/`. Mode `smoke` runs on small subsets for CI and is not comparable with the \
-         paper.\n\n| id | claim | paper | ours | tolerance | verdict | mode | device | wall s | revision |\n\
+    let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+    let mut s = format!(
+        "# Reproduction report\n\n**{} claims: {} reproduced, {} not reproduced, {} need data, \
+         {} need a GPU.**\n\nWritten by `cargo xtask reproduce`; one row per claim with its main \
+         plot under it, details and every plot in `<id>/`. Mode `smoke` runs on small subsets \
+         for CI and is not comparable with the paper.\n\n",
+        results.len(),
+        count(Verdict::Reproduced),
+        count(Verdict::NotReproduced),
+        count(Verdict::NeedsData),
+        count(Verdict::NeedsGpu),
+    );
+    s.push_str(
+        "| id | claim | paper | ours | tolerance | verdict | mode | device | wall s | revision |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
@@ -171,6 +200,15 @@ pub fn render_markdown(results: &[ClaimResult]) -> String {
             r.wall_seconds,
             short_rev(&r.git_revision),
         ));
+        if let Some(plot) = r.plots.first() {
+            s.push_str(&format!(
+                "| | <img src=\"{}/{}\" alt=\"{}: {}\" width=\"480\"> | | | | | | | | |\n",
+                r.id,
+                plot,
+                r.id,
+                cell(plot)
+            ));
+        }
     }
     s
 }
@@ -266,9 +304,29 @@ mod tests {
             all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             ["a.claim", "z.claim"]
         );
+        let mut with_plot = sample("m.claim", Verdict::NeedsGpu);
+        with_plot.plots = vec!["curve.png".into(), "other.png".into()];
+        write_result(&dir.path().join("m.claim"), &with_plot).unwrap();
         write_summary(dir.path()).unwrap();
         let md = fs::read_to_string(dir.path().join("REPORT.md")).unwrap();
-        let rows: Vec<_> = md.lines().filter(|l| l.starts_with("| `")).collect();
+        assert!(
+            md.contains("3 claims: 1 reproduced, 1 not reproduced, 0 need data, 1 need a GPU"),
+            "{md}"
+        );
+        let lines: Vec<_> = md.lines().collect();
+        let m = lines
+            .iter()
+            .position(|l| l.starts_with("| `m.claim`"))
+            .unwrap();
+        assert!(
+            lines[m + 1].contains("<img src=\"m.claim/curve.png\""),
+            "{md}"
+        );
+        assert!(!md.contains("other.png"));
+        let rows: Vec<_> = md
+            .lines()
+            .filter(|l| l.starts_with("| `") && !l.starts_with("| `m."))
+            .collect();
         assert_eq!(rows.len(), 2);
         assert!(rows[0].contains("**reproduced**") && rows[0].contains("a \\| b"));
         assert!(rows[1].contains("**not_reproduced**") && rows[1].contains("0123456789 |"));
