@@ -177,7 +177,8 @@ pub fn to_csv_string(rows: &[CsvBox]) -> String {
 
 /// Writes the rows as deepforest CSV.
 pub fn write_csv(path: &Path, rows: &[CsvBox]) -> Result<()> {
-    cvlab_util::write_atomic(path, to_csv_string(rows).as_bytes()).map_err(|e| DetError::io(path, e))
+    cvlab_util::write_atomic(path, to_csv_string(rows).as_bytes())
+        .map_err(|e| DetError::io(path, e))
 }
 
 #[cfg(test)]

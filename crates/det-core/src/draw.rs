@@ -103,39 +103,41 @@ pub fn pr_curve_png(
     let (w, h) = (640u32, 480u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
-    let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(44)
-        .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
-        .map_err(draw_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("recall")
-        .y_desc("precision")
-        .draw()
-        .map_err(draw_err)?;
-    for (i, (name, r, p)) in curves.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(44)
+            .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
+            .map_err(draw_err)?;
         chart
-            .draw_series(LineSeries::new(
-                r.iter().copied().zip(p.iter().copied()),
-                c.stroke_width(2),
-            ))
-            .map_err(draw_err)?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_err)?;
-    root.present().map_err(draw_err)?;
+            .configure_mesh()
+            .x_desc("recall")
+            .y_desc("precision")
+            .draw()
+            .map_err(draw_err)?;
+        for (i, (name, r, p)) in curves.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    r.iter().copied().zip(p.iter().copied()),
+                    c.stroke_width(2),
+                ))
+                .map_err(draw_err)?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
     }
     let img = RgbImage::from_raw(w, h, buf).ok_or_else(|| draw_err("buffer size changed"))?;
     write_png(&img, path)

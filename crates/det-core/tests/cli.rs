@@ -117,11 +117,17 @@ fn det_eval_exits_quietly_when_its_output_pipe_closes() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    assert!(first.starts_with(" Average Precision  (AP) @[ IoU=0.50:0.95"), "{first}");
+    assert!(
+        first.starts_with(" Average Precision  (AP) @[ IoU=0.50:0.95"),
+        "{first}"
+    );
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {err}", out.status);
-    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
     // The pipe closed before det-eval has read its files: its first write meets EPIPE.
     let mut child = spawn();
     drop(child.stdout.take());
@@ -129,5 +135,8 @@ fn det_eval_exits_quietly_when_its_output_pipe_closes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {err}", out.status);
     assert!(err.contains("evaluated in"), "reached the summary: {err}");
-    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
 }

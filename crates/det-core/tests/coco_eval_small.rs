@@ -178,6 +178,9 @@ fn thread_count_does_not_change_the_result() {
         assert_eq!(many.precision, one.precision, "{threads} threads");
         assert_eq!(many.recall, one.recall, "{threads} threads");
         assert_eq!(many.scores, one.scores, "{threads} threads");
-        assert!(many.eval_imgs == one.eval_imgs, "{threads} threads: evalImgs");
+        assert!(
+            many.eval_imgs == one.eval_imgs,
+            "{threads} threads: evalImgs"
+        );
     }
 }

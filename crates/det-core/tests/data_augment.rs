@@ -4,7 +4,6 @@
 
 // A test binary: a panic is its failure report, helpers outside #[test] included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
 #![cfg(feature = "tch")]
 
 use det_core::data::augment::{hflip, hsv, letterbox, resize, scale_place, AugmentDraw};
@@ -191,7 +190,10 @@ fn bad_sizes_are_errors() {
         ..s()
     };
     let e = hflip(wrong_size).unwrap_err().to_string();
-    assert!(e.contains("[1 or 3, 16, 20]") && e.contains("[3, 16, 16]"), "{e}");
+    assert!(
+        e.contains("[1 or 3, 16, 20]") && e.contains("[3, 16, 16]"),
+        "{e}"
+    );
     let scalar = Sample {
         image: Tensor::from(0.5f32),
         ..s()
@@ -201,7 +203,10 @@ fn bad_sizes_are_errors() {
         image: Tensor::zeros([3, 16, 16], (Kind::Uint8, Device::Cpu)),
         ..s()
     };
-    assert!(letterbox(bytes, 8, 8, 0.0).unwrap_err().to_string().contains("Uint8"));
+    assert!(letterbox(bytes, 8, 8, 0.0)
+        .unwrap_err()
+        .to_string()
+        .contains("Uint8"));
     let no_class = Sample {
         classes: vec![],
         ..s()

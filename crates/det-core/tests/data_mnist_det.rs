@@ -5,7 +5,6 @@
 
 // A test binary: a panic is its failure report, helpers outside #[test] included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
 #![cfg(feature = "tch")]
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -4,7 +4,6 @@
 
 // A test binary: a panic is its failure report, helpers outside #[test] included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
 #![cfg(feature = "tch")]
 
 use det_core::coco::{write_detections, CocoDetection};
@@ -113,11 +112,7 @@ fn parity_mnist_det_with_pycocotools() {
                 .iter()
                 .map(|&k| theirs[k])
                 .collect();
-            test_support::assert_all_close(
-                &perfect,
-                &[1.0; 11],
-                test_support::Tol::abs(1e-12),
-            );
+            test_support::assert_all_close(&perfect, &[1.0; 11], test_support::Tol::abs(1e-12));
         } else {
             assert!(
                 theirs[0] > 0.2 && theirs[0] < 0.9,

@@ -95,7 +95,10 @@ fn check_coco(dir: &Path) -> (f64, f64) {
         assert_eq!(other.precision, ev.precision, "{threads} threads");
         assert_eq!(other.recall, ev.recall, "{threads} threads");
         assert_eq!(other.scores, ev.scores, "{threads} threads");
-        assert!(other.eval_imgs == ev.eval_imgs, "{threads} threads: evalImgs");
+        assert!(
+            other.eval_imgs == ev.eval_imgs,
+            "{threads} threads: evalImgs"
+        );
     }
     (stat_diff, arr_diff)
 }

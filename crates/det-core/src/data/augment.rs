@@ -176,8 +176,7 @@ impl Sample {
     pub fn check(&self, op: &'static str) -> Result<()> {
         let s = self.image.size();
         let (w, h) = (self.map.width as i64, self.map.height as i64);
-        if w == 0 || h == 0 || s.len() != 3 || !(s[0] == 1 || s[0] == 3) || s[1] != h || s[2] != w
-        {
+        if w == 0 || h == 0 || s.len() != 3 || !(s[0] == 1 || s[0] == 3) || s[1] != h || s[2] != w {
             return Err(DetError::arg(
                 op,
                 format!("a [1 or 3, {h}, {w}] image tensor (the size of the sample's map, > 0)"),
