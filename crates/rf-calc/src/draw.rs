@@ -126,8 +126,20 @@ pub fn units_png(path: &Path, canvas: &RgbImage, node: &NodeReport, units: &[Pai
         }
         root.present().map_err(|e| draw_err(path, e))?;
     }
+    save_png(path, w, h, buf)
+}
+
+/// Encodes an RGB buffer as PNG and writes it atomically (temp file, fsync, rename), so that
+/// an interrupted run never leaves half a picture.
+fn save_png(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<()> {
     let img = RgbImage::from_raw(w, h, buf).ok_or_else(|| draw_err(path, "buffer size"))?;
-    img.save(path).map_err(|e| draw_err(path, e))
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .map_err(|e| draw_err(path, e))?;
+    cvlab_util::write_atomic(path, png.get_ref()).map_err(|source| RfError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// One heat-map panel: a map and labelled boxes over it, `[[top, bottom], [left, right]]` in
@@ -170,8 +182,15 @@ fn colour_map(t: f64) -> RGBColor {
 pub fn heatmap_png(path: &Path, panels: &[HeatPanel]) -> Result<()> {
     register_fonts();
     let side = 360u32;
-    let root = BitMapBackend::new(path, (side * panels.len().max(1) as u32, side + 40))
-        .into_drawing_area();
+    let (w, h) = (side * panels.len().max(1) as u32, side + 40);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    heatmaps(path, &mut buf, (w, h), panels)?;
+    save_png(path, w, h, buf)
+}
+
+/// Draws the panels into an RGB buffer of `size`; `path` names the PNG in errors.
+fn heatmaps(path: &Path, buf: &mut [u8], size: (u32, u32), panels: &[HeatPanel]) -> Result<()> {
+    let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (area, p) in areas.iter().zip(panels) {
@@ -244,5 +263,22 @@ mod tests {
         assert_eq!(colour_map(0.0), RGBColor(68, 1, 84));
         assert_eq!(colour_map(1.0), RGBColor(253, 231, 37));
         assert_eq!(colour_map(2.0), colour_map(1.0));
+    }
+
+    #[test]
+    fn heat_maps_are_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("erf.png");
+        let map = ErfMap::new(2, 3, vec![0.0, 1.0, 0.0, 0.0, 3.0, 0.0]).unwrap();
+        let panel = |title: &str| HeatPanel {
+            title: title.to_owned(),
+            map: &map,
+            boxes: vec![("theoretical".to_owned(), pixel_box([[0, 1], [1, 1]]))],
+        };
+        heatmap_png(&path, &[panel("a"), panel("b")]).unwrap();
+        let img = image::open(&path).unwrap();
+        assert_eq!((img.width(), img.height()), (720, 400));
+        // Only the PNG is left in the folder: the temporary file was renamed onto it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
