@@ -6,7 +6,7 @@
 // Test helpers too: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use datasets::{Loader, LoaderConfig};
+use datasets::Loader;
 use mae::augment::{
     mixup_cutmix, normalize, random_erasing, random_resized_crop, soft_target_cross_entropy,
 };
@@ -23,17 +23,6 @@ fn data(n: i64, seed: i64) -> (Tensor, Tensor) {
     (x, y)
 }
 
-fn loader(x: &Tensor, y: &Tensor, batch: usize) -> Loader {
-    let cfg = LoaderConfig {
-        batch_size: batch,
-        drop_last: true,
-        seed: 5,
-        prefetch: 0,
-        ..Default::default()
-    };
-    Loader::new(x, y, cfg).unwrap()
-}
-
 fn step_opt(opt: &mut AdamW, clip: Option<f64>) {
     match clip {
         Some(max) => {
@@ -42,14 +31,6 @@ fn step_opt(opt: &mut AdamW, clip: Option<f64>) {
         None => opt.step().unwrap(),
     }
     opt.zero_grad();
-}
-
-fn assert_same(a: &nn::VarStore, b: &nn::VarStore) {
-    let (va, vb) = (a.variables(), b.variables());
-    assert_eq!(va.len(), vb.len());
-    for (name, t) in &va {
-        assert!(t.equal(&vb[name]), "{name} differs");
-    }
 }
 
 /// `mae::pretrain`'s loop before the move.
@@ -116,17 +97,28 @@ fn pretraining_on_the_trainer_equals_the_loop_before_the_move() {
         (vs, model)
     };
     let (vs_before, model_before) = build();
-    pretrain_before(&model_before, &vs_before, &loader(&x, &y, 4), &cfg);
+    pretrain_before(
+        &model_before,
+        &vs_before,
+        &common::loader(&x, &y, 4, 5),
+        &cfg,
+    );
     let (mut vs_after, model_after) = build();
     let dir = tempfile::tempdir().unwrap();
     let run = RunOptions {
         dir: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
-    let report =
-        mae::pretrain(&model_after, &mut vs_after, &loader(&x, &y, 4), &cfg, &run).unwrap();
+    let report = mae::pretrain(
+        &model_after,
+        &mut vs_after,
+        &common::loader(&x, &y, 4, 5),
+        &cfg,
+        &run,
+    )
+    .unwrap();
     assert_eq!((report.iters, report.optimizer_steps), (20, 10));
-    assert_same(&vs_before, &vs_after);
+    common::assert_same_weights(&vs_before, &vs_after);
 }
 
 /// `mae::finetune`'s loop before the move (RandAugment off, to keep the oracle short; the
@@ -203,7 +195,7 @@ fn finetuning_on_the_trainer_equals_the_loop_before_the_move() {
         (vs, vit)
     };
     let (vs_before, vit_before) = build();
-    finetune_before(&vit_before, &vs_before, &loader(&x, &y, 8), &cfg);
+    finetune_before(&vit_before, &vs_before, &common::loader(&x, &y, 8, 5), &cfg);
     let (mut vs_after, vit_after) = build();
     let eval = mae::EvalSet::Tensors {
         images: &tx,
@@ -212,12 +204,12 @@ fn finetuning_on_the_trainer_equals_the_loop_before_the_move() {
     let report = mae::finetune(
         &vit_after,
         &mut vs_after,
-        &loader(&x, &y, 8),
+        &common::loader(&x, &y, 8, 5),
         &eval,
         &cfg,
         &RunOptions::default(),
     )
     .unwrap();
     assert_eq!(report.accuracy.len(), 2);
-    assert_same(&vs_before, &vs_after);
+    common::assert_same_weights(&vs_before, &vs_after);
 }

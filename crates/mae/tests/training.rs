@@ -4,7 +4,6 @@
 // Test helpers too: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use datasets::{Loader, LoaderConfig};
 use mae::{
     layer_id_for_vit, lrd_spec, param_groups_lrd, pretrain, FinetuneConfig, MaeConfig, MaeError,
     MaskedAutoencoder, PretrainConfig, ProbeConfig, RunOptions,
@@ -51,17 +50,6 @@ fn toy(n: i64, seed: i64) -> (Tensor, Tensor) {
     ((x * 0.7 + noise * 0.3).contiguous(), labels)
 }
 
-fn loader(x: &Tensor, y: &Tensor, batch: usize) -> Loader {
-    let cfg = LoaderConfig {
-        batch_size: batch,
-        drop_last: true,
-        seed: 3,
-        prefetch: 0,
-        ..Default::default()
-    };
-    Loader::new(x, y, cfg).unwrap()
-}
-
 fn train(dir: &std::path::Path, stop_after: Option<u64>) -> (nn::VarStore, mae::PretrainReport) {
     tch::manual_seed(11);
     let mut vs = nn::VarStore::new(Device::Cpu);
@@ -72,7 +60,14 @@ fn train(dir: &std::path::Path, stop_after: Option<u64>) -> (nn::VarStore, mae::
         stop_after,
         ..Default::default()
     };
-    let report = pretrain(&model, &mut vs, &loader(&x, &y, 8), &recipe(), &run).unwrap();
+    let report = pretrain(
+        &model,
+        &mut vs,
+        &common::loader(&x, &y, 8, 3),
+        &recipe(),
+        &run,
+    )
+    .unwrap();
     (vs, report)
 }
 
@@ -97,11 +92,7 @@ fn pretraining_resumes_exactly() {
     let (resumed, second) = train(b.path(), None);
     assert_eq!((second.resumed_at, second.iters), (Some(6), 10));
     assert_eq!(second.epoch_loss, full.epoch_loss);
-    let (sa, sb) = (straight.variables(), resumed.variables());
-    assert_eq!(sa.len(), sb.len());
-    for (name, t) in &sa {
-        assert!(t.equal(&sb[name]), "{name} differs after resume");
-    }
+    common::assert_same_weights(&straight, &resumed);
     assert!(b.path().join("latest.json").is_file() && b.path().join("metrics.jsonl").is_file());
 }
 
@@ -115,13 +106,13 @@ fn nan_loss_stops_pretraining_with_a_typed_error() {
     let err = pretrain(
         &model,
         &mut vs,
-        &loader(&x, &y, 8),
+        &common::loader(&x, &y, 8, 3),
         &recipe(),
         &RunOptions::default(),
     )
     .unwrap_err();
     assert!(matches!(err, MaeError::NonFinite { step: 0, .. }), "{err}");
-    let bad_batch = loader(&x, &y, 4);
+    let bad_batch = common::loader(&x, &y, 4, 3);
     let err = pretrain(
         &model,
         &mut vs,
@@ -212,7 +203,7 @@ fn finetuning_and_probing_learn_a_toy_problem() {
     let r = mae::finetune(
         &vit,
         &mut vs,
-        &loader(&x, &y, 16),
+        &common::loader(&x, &y, 16, 3),
         &eval,
         &cfg,
         &RunOptions::default(),
@@ -291,7 +282,14 @@ fn try_finetune_run(
         stop_after,
         ..Default::default()
     };
-    let r = mae::finetune(&vit, &mut vs, &loader(&x, &y, 8), &eval, &cfg, &run)?;
+    let r = mae::finetune(
+        &vit,
+        &mut vs,
+        &common::loader(&x, &y, 8, 3),
+        &eval,
+        &cfg,
+        &run,
+    )?;
     Ok((vs, r))
 }
 
@@ -321,11 +319,7 @@ fn finetuning_resumes_exactly_mid_epoch() {
     assert!(!third.stopped_early);
     assert_eq!(third.epoch_loss, full.epoch_loss);
     assert_eq!(third.accuracy, full.accuracy);
-    let (sa, sb) = (straight.variables(), resumed.variables());
-    assert_eq!(sa.len(), sb.len());
-    for (name, t) in &sa {
-        assert!(t.equal(&sb[name]), "{name} differs after resume");
-    }
+    common::assert_same_weights(&straight, &resumed);
     // A pre-training checkpoint is not taken for a fine-tuning one.
     let c = tempfile::tempdir().unwrap();
     train(c.path(), Some(2));

@@ -6,10 +6,8 @@
 mod common;
 
 use serde_json::Value;
-use tch::{nn, Device, Kind, Tensor};
+use tch::Tensor;
 use train_kit::{AdamW, AdamWConfig, GroupSpec, ParamGroup, PerParamAdamW};
-
-const ORDER: [&str; 3] = ["w1", "b1", "w3"];
 
 fn reference() -> Value {
     let dir = test_support::run_reference(
@@ -18,37 +16,6 @@ fn reference() -> Value {
         "nothing else",
     );
     test_support::read_json(&dir.path().join("adamw_reference.json"))
-}
-
-fn init(name: &str, i: f64) -> f64 {
-    match name {
-        "w1" => (0.1 * i + 0.3).sin(),
-        "b1" => (0.2 * i).cos(),
-        _ => 0.05 * i - 0.3,
-    }
-}
-
-/// Builds the script's problem in a VarStore (float64).
-fn problem(doc: &Value) -> (nn::VarStore, Vec<(String, Tensor)>) {
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    vs.set_kind(Kind::Double);
-    let mut params = Vec::new();
-    for name in ORDER {
-        let shape: Vec<i64> = doc["shapes"][name]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_i64().unwrap())
-            .collect();
-        let n: i64 = shape.iter().product();
-        let vals: Vec<f64> = (0..n).map(|i| init(name, i as f64)).collect();
-        let t = vs
-            .root()
-            .var_copy(name, &Tensor::from_slice(&vals).view(shape.as_slice()));
-        assert_eq!(t.kind(), Kind::Double);
-        params.push((name.to_owned(), t));
-    }
-    (vs, params)
 }
 
 fn groups_and_config(doc: &Value) -> (Vec<ParamGroup>, AdamWConfig) {
@@ -109,7 +76,7 @@ fn run(doc: &Value, params: &[(String, Tensor)], mut step: impl FnMut()) -> f64 
 #[ignore = "needs the reference python (CVLAB_PYTHON); run by cargo xtask test"]
 fn adamw_parity_with_torch_reference() {
     let doc = reference();
-    let (vs, params) = problem(&doc);
+    let (vs, params) = common::parity_problem(&doc);
     let (groups, cfg) = groups_and_config(&doc);
     let mut opt = AdamW::new(&vs, groups, cfg).unwrap();
     assert_eq!(opt.num_buckets(), 2);
@@ -127,7 +94,7 @@ fn adamw_parity_with_torch_reference() {
 #[ignore = "needs the reference python (CVLAB_PYTHON); run by cargo xtask test"]
 fn per_param_adamw_parity_with_torch_reference() {
     let doc = reference();
-    let (vs, params) = problem(&doc);
+    let (vs, params) = common::parity_problem(&doc);
     let (groups, cfg) = groups_and_config(&doc);
     let mut opt = PerParamAdamW::new(&vs, groups, cfg).unwrap();
     let worst = run(&doc, &params, || {

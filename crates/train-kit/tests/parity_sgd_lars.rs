@@ -7,39 +7,8 @@
 mod common;
 
 use serde_json::Value;
-use tch::{nn, Device, Kind, Tensor};
+use tch::Tensor;
 use train_kit::{GroupSpec, Lars, LarsConfig, Optimizer, ParamGroup, Sgd, SgdConfig};
-
-const ORDER: [&str; 3] = ["w1", "b1", "w3"];
-
-fn init(name: &str, i: f64) -> f64 {
-    match name {
-        "w1" => (0.1 * i + 0.3).sin(),
-        "b1" => (0.2 * i).cos(),
-        _ => 0.05 * i - 0.3,
-    }
-}
-
-fn problem(doc: &Value) -> (nn::VarStore, Vec<(String, Tensor)>) {
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    vs.set_kind(Kind::Double);
-    let mut params = Vec::new();
-    for name in ORDER {
-        let shape: Vec<i64> = doc["shapes"][name]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_i64().unwrap())
-            .collect();
-        let n: i64 = shape.iter().product();
-        let vals: Vec<f64> = (0..n).map(|i| init(name, i as f64)).collect();
-        let t = vs
-            .root()
-            .var_copy(name, &Tensor::from_slice(&vals).view(shape.as_slice()));
-        params.push((name.to_owned(), t));
-    }
-    (vs, params)
-}
 
 fn groups(doc: &Value, wd: f64) -> Vec<ParamGroup> {
     let scale = doc["lr_scale"].as_f64().unwrap();
@@ -91,7 +60,7 @@ fn sgd_and_lars_parity_with_torch_reference() {
     for (name, v) in variants {
         let c = &v["config"];
         let f = |k: &str| c[k].as_f64().unwrap();
-        let (vs, params) = problem(&doc);
+        let (vs, params) = common::parity_problem(&doc);
         let mut opt: Box<dyn Optimizer> = if c["kind"] == "sgd" {
             let cfg = SgdConfig {
                 lr: f("lr"),

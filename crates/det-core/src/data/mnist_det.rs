@@ -479,13 +479,8 @@ impl DetectionSet for MnistDet {
     fn categories(&self) -> &[Category] {
         &self.categories
     }
-    fn len(&self) -> usize {
-        self.records.len()
-    }
-    fn record(&self, i: usize) -> Result<&DetRecord> {
-        self.records
-            .get(i)
-            .ok_or_else(|| out_of_range("canvas index", i, self.records.len()))
+    fn records(&self) -> &[DetRecord] {
+        &self.records
     }
     fn image(&self, i: usize) -> Result<Tensor> {
         let g = super::gray_to_tensor(&self.canvas(i)?)?;

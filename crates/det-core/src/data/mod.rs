@@ -112,14 +112,23 @@ pub trait DetectionSet: Send + Sync {
     fn name(&self) -> String;
     /// The categories; class index `k` is `categories()[k]`.
     fn categories(&self) -> &[Category];
+    /// The annotations of every image, in index order.
+    fn records(&self) -> &[DetRecord];
     /// Number of images.
-    fn len(&self) -> usize;
+    fn len(&self) -> usize {
+        self.records().len()
+    }
     /// Whether there are no images.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// The annotation of image `i` (`i < len()`; out of range is an error).
-    fn record(&self, i: usize) -> Result<&DetRecord>;
+    fn record(&self, i: usize) -> Result<&DetRecord> {
+        let records = self.records();
+        records
+            .get(i)
+            .ok_or_else(|| out_of_range("image index", i, records.len()))
+    }
     /// The pixels of image `i`.
     fn image(&self, i: usize) -> Result<Tensor>;
     /// Channels of every image (1 or 3).

@@ -285,13 +285,8 @@ impl DetectionSet for CocoFolder {
     fn categories(&self) -> &[Category] {
         &self.categories
     }
-    fn len(&self) -> usize {
-        self.records.len()
-    }
-    fn record(&self, i: usize) -> Result<&DetRecord> {
-        self.records
-            .get(i)
-            .ok_or_else(|| out_of_range("image index", i, self.records.len()))
+    fn records(&self) -> &[DetRecord] {
+        &self.records
     }
     fn image(&self, i: usize) -> Result<Tensor> {
         let r = self.record(i)?;
@@ -451,13 +446,8 @@ impl DetectionSet for VocFolder {
     fn categories(&self) -> &[Category] {
         &self.categories
     }
-    fn len(&self) -> usize {
-        self.records.len()
-    }
-    fn record(&self, i: usize) -> Result<&DetRecord> {
-        self.records
-            .get(i)
-            .ok_or_else(|| out_of_range("image index", i, self.records.len()))
+    fn records(&self) -> &[DetRecord] {
+        &self.records
     }
     fn image(&self, i: usize) -> Result<Tensor> {
         let r = self.record(i)?;
@@ -535,13 +525,8 @@ impl DetectionSet for DeepForestSet {
     fn categories(&self) -> &[Category] {
         &self.categories
     }
-    fn len(&self) -> usize {
-        self.records.len()
-    }
-    fn record(&self, i: usize) -> Result<&DetRecord> {
-        self.records
-            .get(i)
-            .ok_or_else(|| out_of_range("tile index", i, self.records.len()))
+    fn records(&self) -> &[DetRecord] {
+        &self.records
     }
     fn image(&self, i: usize) -> Result<Tensor> {
         let t = self

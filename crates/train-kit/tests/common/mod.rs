@@ -2,6 +2,7 @@
 //! formulas (no RNG), and comparisons.
 #![allow(dead_code)]
 
+use serde_json::Value;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Deterministic values `sin(freq * i + phase) * scale` of the given shape.
@@ -105,4 +106,39 @@ pub fn var_at(root: &nn::Path, name: &str, init: &Tensor) -> Tensor {
         }
     }
     go(root, &name.split('.').collect::<Vec<_>>(), init)
+}
+
+/// The parity scripts' three tensors, in their order.
+pub const PARITY_ORDER: [&str; 3] = ["w1", "b1", "w3"];
+
+/// Initial value `i` of the parity problem's tensor `name` (the scripts' `INIT` formulas).
+fn parity_init(name: &str, i: f64) -> f64 {
+    match name {
+        "w1" => (0.1 * i + 0.3).sin(),
+        "b1" => (0.2 * i).cos(),
+        _ => 0.05 * i - 0.3,
+    }
+}
+
+/// Builds the parity scripts' problem (shapes from `doc["shapes"]`) in a float64 VarStore.
+pub fn parity_problem(doc: &Value) -> (nn::VarStore, Vec<(String, Tensor)>) {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    vs.set_kind(Kind::Double);
+    let mut params = Vec::new();
+    for name in PARITY_ORDER {
+        let shape: Vec<i64> = doc["shapes"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_i64().unwrap())
+            .collect();
+        let n: i64 = shape.iter().product();
+        let vals: Vec<f64> = (0..n).map(|i| parity_init(name, i as f64)).collect();
+        let t = vs
+            .root()
+            .var_copy(name, &Tensor::from_slice(&vals).view(shape.as_slice()));
+        assert_eq!(t.kind(), Kind::Double);
+        params.push((name.to_owned(), t));
+    }
+    (vs, params)
 }
