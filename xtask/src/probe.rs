@@ -28,6 +28,9 @@ pub const REFERENCES: &[Pkg] = &[
     pkg("pycocotools", "pycocotools.mask"),
     pkg("torchmetrics", "torchmetrics"),
     pkg("scikit-learn", "sklearn"),
+    pkg("pytorch-metric-learning==2.9.0", "pytorch_metric_learning"),
+    pkg("info-nce-pytorch==0.1.4", "info_nce"),
+    pkg("segmentation-models-pytorch==0.6.0", "segmentation_models_pytorch"),
 ];
 
 /// [`BASE`], and [`REFERENCES`] when asked for.

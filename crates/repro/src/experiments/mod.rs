@@ -2,9 +2,13 @@
 //! ([`mnist`]).
 
 pub mod basics_bias;
+pub mod contrastive;
+pub mod det_pyramid;
 pub mod mae;
 pub mod mnist;
+pub mod oad;
 pub mod rf;
+pub mod smooth_metrics;
 pub mod vit;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +21,10 @@ pub fn registry() -> Vec<Claim> {
     all.extend(vit::claims());
     all.extend(mae::claims());
     all.extend(rf::claims());
+    all.extend(det_pyramid::claims());
+    all.extend(contrastive::claims());
+    all.extend(smooth_metrics::claims());
+    all.extend(oad::claims());
     all
 }
 
