@@ -9,6 +9,8 @@
 //! - [`image_folder`] (feature `torch`): torchvision-style `root/<class>/<image>` folders,
 //!   decoded lazily.
 //! - [`loader`] (feature `torch`): a seeded, deterministic batch loader with background prefetch.
+//! - [`watch`] (feature `torch`): seglearn's smartwatch IMU recordings (PyPI `seglearn==1.2.5`),
+//!   7 exercises, 50 Hz, with subject ids, converted once to plain `.npy` arrays.
 //!
 //! Everything but the tensor side is plain Rust: with `default-features = false` the crate builds
 //! without libtorch. (xtask depends on `datasets-fetch`, not on this crate: in a workspace build
@@ -23,6 +25,8 @@ pub mod loader;
 #[cfg(feature = "torch")]
 pub mod mnist;
 pub mod npy;
+#[cfg(feature = "torch")]
+pub mod watch;
 
 pub use idx::IdxArray;
 #[cfg(feature = "torch")]

@@ -7,6 +7,8 @@
 //! - deepforest: PyPI wheel `deepforest==2.1.0` (`python -m pip download --no-deps`, unpacked
 //!   with `python -m zipfile`), aerial tree crowns with boxes in `deepforest/data/` (VOC XML and
 //!   CSV). The Python is `$CVLAB_PYTHON` (the workspace venv) when set, else `python3`.
+//! - seglearn-watch: PyPI wheel `seglearn==1.2.5`, the smartwatch IMU recordings
+//!   `seglearn/data/watch_dataset.npy` (a pickled dict; `datasets::watch` converts it).
 //!
 //! Files land in `<cache>/data/<name>/` (see [`cache_root`]); a data set is moved into place only
 //! once every file is verified, so an interrupted fetch leaves nothing half-written behind.
@@ -20,7 +22,9 @@ mod client;
 mod spec;
 
 pub use client::fetch;
-pub use spec::{spec, DatasetSpec, FileSum, Source, ALL, DEEPFOREST, FASHION_MNIST, MNIST};
+pub use spec::{
+    spec, DatasetSpec, FileSum, Source, ALL, DEEPFOREST, FASHION_MNIST, MNIST, SEGLEARN_WATCH,
+};
 
 use sha2::{Digest, Sha256};
 use std::fs;

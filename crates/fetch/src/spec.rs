@@ -176,8 +176,24 @@ pub const DEEPFOREST: DatasetSpec = DatasetSpec {
     ],
 };
 
+/// seglearn's smartwatch recordings (Burns et al. 2018, arXiv:1802.01489): 140 six-axis IMU
+/// sequences at 50 Hz, 7 shoulder exercises, with subject ids, as one pickled dict
+/// (`watch_dataset.npy`, read by `datasets::watch`).
+pub const SEGLEARN_WATCH: DatasetSpec = DatasetSpec {
+    name: "seglearn-watch",
+    source: Source::Pypi {
+        spec: "seglearn==1.2.5",
+        dir: "seglearn/data",
+    },
+    files: &[FileSum {
+        name: "watch_dataset.npy",
+        size: 18_118_091,
+        sha256: "eb122f23cdf06ef6bd6c6c5312958ec5cf9d038e2e6d457b8081662c75a42537",
+    }],
+};
+
 /// Every data set [`ensure`](crate::ensure) can fetch.
-pub const ALL: &[DatasetSpec] = &[MNIST, FASHION_MNIST, DEEPFOREST];
+pub const ALL: &[DatasetSpec] = &[MNIST, FASHION_MNIST, DEEPFOREST, SEGLEARN_WATCH];
 
 /// Looks a data set up by name.
 pub fn spec(name: &str) -> Result<&'static DatasetSpec, FetchError> {
