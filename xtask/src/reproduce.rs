@@ -77,11 +77,32 @@ pub fn build_repro(env: &Env, root: &Path) -> Result<PathBuf> {
     )
 }
 
+/// The repro binary that `cargo test <test_args>` builds for repro's integration tests, from
+/// cargo's JSON messages: `cargo xtask test` takes it from its `tests` stage (a no-op build)
+/// instead of `cargo build -p repro`, whose features differ from a whole-workspace test build
+/// (members' default features, dev-dependencies' features) and would rebuild half the tree.
+pub fn repro_of_test_build(env: &Env, root: &Path, test_args: &[&str]) -> Result<PathBuf> {
+    let out = util::run_stdout(
+        env.cargo(root)
+            .arg("test")
+            .args(test_args)
+            .args(["--no-run", "--message-format=json-render-diagnostics"]),
+    )
+    .context("finding the repro binary of the test build")?;
+    util::bin_executable(&out, "repro").context(
+        "the test build reported no `repro` executable (repro's integration tests need it)",
+    )
+}
+
 /// Builds and runs repro with `opts` under `env`.
 pub fn run(env: &Env, root: &Path, opts: &Opts) -> Result<()> {
-    let exe = build_repro(env, root)?;
+    run_exe(env, root, &build_repro(env, root)?, opts)
+}
+
+/// Runs the repro binary `exe` with `opts` under `env`.
+pub fn run_exe(env: &Env, root: &Path, exe: &Path, opts: &Opts) -> Result<()> {
     let cwd = std::env::current_dir().context("reading the current folder")?;
-    let mut cmd = Command::new(&exe);
+    let mut cmd = Command::new(exe);
     env.apply(&mut cmd)
         .args(repro_args(opts, &cwd, root))
         .current_dir(root);

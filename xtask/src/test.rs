@@ -77,6 +77,10 @@ fn stage<T>(
 /// tests of det-core's tensor ops and detection data path run only with them.
 const TORCH_FEATURES: &str = "det-core/tch";
 
+/// What the `tests` and `parity` stages pass to `cargo test`; the smoke stage takes the repro
+/// binary of that same build.
+const TEST_ARGS: [&str; 4] = ["--workspace", "--release", "--features", TORCH_FEATURES];
+
 /// `cargo xtask test`: every stage, in order; the later ones run when an earlier one fails.
 pub fn cmd(references: bool) -> Result<()> {
     let total = Instant::now();
@@ -99,33 +103,25 @@ pub fn cmd(references: bool) -> Result<()> {
     // What a newcomer types after `eval "$(cargo xtask env)"` (xtask included: it links no
     // libtorch), in release as everything here.
     stage(&mut stages, "tests", || {
-        util::run(env.cargo(&root).args([
-            "test",
-            "--workspace",
-            "--release",
-            "--features",
-            TORCH_FEATURES,
-        ]))
+        util::run(env.cargo(&root).arg("test").args(TEST_ARGS))
     });
     // Tests marked #[ignore] whose names contain `parity`: they compare against PyTorch through
     // CVLAB_PYTHON.
     stage(&mut stages, "parity", || {
-        util::run(env.cargo(&root).args([
-            "test",
-            "--workspace",
-            "--release",
-            "--features",
-            TORCH_FEATURES,
-            "parity",
-            "--",
-            "--ignored",
-        ]))
+        util::run(
+            env.cargo(&root)
+                .arg("test")
+                .args(TEST_ARGS)
+                .args(["parity", "--", "--ignored"]),
+        )
     });
     stage(&mut stages, "example", || example::run(&env, &root));
     stage(&mut stages, "smoke", || {
-        reproduce::run(
+        let exe = reproduce::repro_of_test_build(&env, &root, &TEST_ARGS)?;
+        reproduce::run_exe(
             &env,
             &root,
+            &exe,
             &reproduce::Opts {
                 smoke: true,
                 // Smoke numbers are not comparable with the paper: keep them out of `reports/`.
