@@ -1,3 +1,22 @@
-//! det-pyramid: Image and feature pyramids for multi-scale and small-object detection: ResNet trunks with torchvision's names, FPN, a RetinaNet baseline, SNIP ranges, TridentNet, image-pyramid and tiled inference.
+//! det-pyramid: image and feature pyramids for multi-scale and small-object detection.
 //!
-//! Under construction: see `docs/det-pyramid.md` once it lands.
+//! References:
+//! - ResNet trunks: He et al. 2016, arXiv 1512.03385; torchvision `models/resnet.py` names.
+//! - FPN: Lin et al. 2017, "Feature Pyramid Networks for Object Detection", arXiv 1612.03144;
+//!   torchvision `ops/feature_pyramid_network.py`.
+//! - RoI-to-level and SNIP valid ranges: FPN Eq. 1; Singh & Davis 2018, arXiv 1711.08189.
+//!
+//! The trunk ([`resnet`]) and the pyramid ([`fpn`]) are the shared base of the detectors in
+//! this workspace (det-anchorfree, yolo take their trunk from here). See `docs/det-pyramid.md`.
+
+pub mod error;
+pub mod fpn;
+pub mod levels;
+pub mod resnet;
+pub mod weights;
+
+pub use error::{PyramidError, Result};
+pub use fpn::{Fpn, FpnConfig, Pyramid, TopLevels};
+pub use levels::{roi_level, roi_level_with, LevelRule, ValidRange};
+pub use resnet::{Depth, Features, ResNet, ResNetConfig};
+pub use weights::{LoadOptions, LoadReport};
