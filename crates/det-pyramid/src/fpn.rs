@@ -66,6 +66,17 @@ impl FpnConfig {
         }
     }
 
+    /// A single level on C5 (stride 32): the same 1x1 lateral and 3x3 output, no pyramid. The
+    /// "single-scale C5 features" baseline.
+    pub fn c5_only(c: [i64; 4], out_channels: i64) -> Self {
+        Self {
+            in_channels: vec![c[3]],
+            out_channels,
+            first_level: 5,
+            top: TopLevels::None,
+        }
+    }
+
     /// RetinaNet's P3-P7 over C3 .. C5 (P6 from C5, as the paper and detectron2).
     pub fn retinanet(c: [i64; 4], out_channels: i64) -> Self {
         Self {
@@ -87,22 +98,16 @@ impl FpnConfig {
     }
 }
 
-/// Feature maps of consecutive levels, finest first.
+/// Feature maps, finest first: FPN levels, or TridentNet's branches (all of one stride).
 #[derive(Debug)]
 pub struct Pyramid {
     /// One `[B, C, H_l, W_l]` map per level.
     pub maps: Vec<Tensor>,
-    /// The level of `maps[0]`.
-    pub first_level: usize,
-}
-
-impl Pyramid {
-    /// The stride of each map, 2^level.
-    pub fn strides(&self) -> Vec<i64> {
-        (0..self.maps.len())
-            .map(|i| 1i64 << (self.first_level + i))
-            .collect()
-    }
+    /// The stride of each map in input pixels (2^level for an FPN).
+    pub strides: Vec<i64>,
+    /// Per map, its index in the detector's per-level settings (anchor sizes, valid ranges):
+    /// `0..n` for a full pyramid, `[1]` for TridentNet's middle branch alone.
+    pub ids: Vec<usize>,
 }
 
 fn conv(p: &nn::Path, cin: i64, cout: i64, k: i64, stride: i64) -> nn::Conv2D {
@@ -246,9 +251,11 @@ impl Fpn {
             }
             _ => {}
         }
+        let first = self.cfg.first_level;
         Ok(Pyramid {
+            strides: (0..maps.len()).map(|i| 1i64 << (first + i)).collect(),
+            ids: (0..maps.len()).collect(),
             maps,
-            first_level: self.cfg.first_level,
         })
     }
 

@@ -9,14 +9,19 @@
 //! The trunk ([`resnet`]) and the pyramid ([`fpn`]) are the shared base of the detectors in
 //! this workspace (det-anchorfree, yolo take their trunk from here). See `docs/det-pyramid.md`.
 
+pub mod anchors;
+pub mod assign;
 pub mod error;
 pub mod fpn;
 pub mod levels;
+pub mod loss;
 pub mod resnet;
+pub mod retinanet;
 pub mod weights;
 
 pub use error::{PyramidError, Result};
 pub use fpn::{Fpn, FpnConfig, Pyramid, TopLevels};
 pub use levels::{roi_level, roi_level_with, LevelRule, ValidRange};
 pub use resnet::{Depth, Features, ResNet, ResNetConfig};
+pub use retinanet::{Backbone, BoxLoss, Detector, ResNetFpn, RetinaNet, RetinaNetConfig, Targets};
 pub use weights::{LoadOptions, LoadReport};

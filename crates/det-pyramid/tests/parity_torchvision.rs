@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use det_pyramid::anchors::{grid_anchors, AnchorConfig};
+use det_pyramid::loss::{sigmoid_focal_loss, Reduce};
 use det_pyramid::{Depth, Fpn, FpnConfig, LoadOptions, ResNet, ResNetConfig, TopLevels};
 use tch::{nn, Device, Tensor};
 
@@ -115,5 +117,35 @@ fn parity_with_torchvision_trunks_fpn_anchors_focal() {
             let diff = max_diff(m, &file[&format!("__out{i}__")]);
             assert!(diff <= TOL, "{case} level {i}: {diff:e}");
         }
+    }
+
+    // AnchorGenerator: RetinaNet's sizes (truncated 2^(k/3) scales) and ratios on P3-P7 of a
+    // 512 x 480 image, maps of ceil(480 / stride) columns so that stride = image // map varies.
+    let file = read(&d.join("anchors.safetensors"));
+    let cfg = AnchorConfig::default();
+    let maps: Vec<(i64, i64)> = (0..5)
+        .map(|i| {
+            let v = Vec::<i64>::try_from(&file[&format!("__map{i}__")]).unwrap();
+            (v[0], v[1])
+        })
+        .collect();
+    let ours = Tensor::cat(
+        &grid_anchors(&cfg, (512, 480), &maps, Device::Cpu).unwrap(),
+        0,
+    );
+    let diff = max_diff(&ours, &file["__anchors__"]);
+    assert!(diff == 0.0, "anchors differ by {diff:e}");
+
+    // sigmoid_focal_loss, every reduction, and alpha < 0 with another gamma.
+    let file = read(&d.join("focal.safetensors"));
+    let (x, t) = (&file["__inputs__"], &file["__targets__"]);
+    for (key, alpha, gamma, red) in [
+        ("__none__", 0.25, 2.0, Reduce::None),
+        ("__sum__", 0.25, 2.0, Reduce::Sum),
+        ("__mean__", 0.25, 2.0, Reduce::Mean),
+        ("__none_a-1_g1.5__", -1.0, 1.5, Reduce::None),
+    ] {
+        let diff = max_diff(&sigmoid_focal_loss(x, t, alpha, gamma, red), &file[key]);
+        assert!(diff <= TOL, "focal {key}: {diff:e}");
     }
 }
