@@ -13,10 +13,12 @@ pub mod anchors;
 pub mod assign;
 pub mod error;
 pub mod fpn;
+pub mod inference;
 pub mod levels;
 pub mod loss;
 pub mod resnet;
 pub mod retinanet;
+pub mod trident;
 pub mod weights;
 
 pub use error::{PyramidError, Result};

@@ -389,6 +389,7 @@ impl RetinaNet {
                 real = real.logical_and(&crowd.logical_not());
             }
             let gt = t.boxes.get(i).index_select(0, &real.nonzero().view([-1]));
+            check_inside(&gt, out.image)?;
             let gt_cls = cls_i.index_select(0, &real.nonzero().view([-1]));
             if gt_cls.numel() > 0 && gt_cls.max().int64_value(&[]) >= k {
                 return Err(PyramidError::config(
@@ -517,6 +518,31 @@ impl RetinaNet {
     }
 }
 
+/// Ground truth must lie in the image (1 px of slack) with `x1 <= x2`, `y1 <= y2`.
+fn check_inside(gt: &Tensor, (h, w): (i64, i64)) -> Result<()> {
+    if gt.size()[0] == 0 {
+        return Ok(());
+    }
+    let v = Vec::<f32>::try_from(gt.to_device(Device::Cpu).contiguous().view([-1]))?;
+    for b in v.chunks_exact(4) {
+        let ok = b.iter().all(|x| x.is_finite())
+            && b[0] >= -1.0
+            && b[1] >= -1.0
+            && b[2] <= w as f32 + 1.0
+            && b[3] <= h as f32 + 1.0
+            && b[0] <= b[2]
+            && b[1] <= b[3];
+        if !ok {
+            return Err(PyramidError::config(
+                "target box",
+                format!("an xyxy box inside the {w}x{h} input"),
+                format!("{b:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn intersect(a: &ValidRange, b: &ValidRange) -> ValidRange {
     let max = |x: Option<f64>, y: Option<f64>| match (x, y) {
         (Some(x), Some(y)) => Some(x.max(y)),
@@ -623,5 +649,17 @@ mod tests {
             ..t3
         };
         assert!(model.loss(&out, &t3).is_err());
+        let outside = Tensor::from_slice(&[8.0f32, 8.0, 80.0, 30.0]).view([1, 1, 4]);
+        let one = Tensor::from_slice(&[0i64]).view([1, 1]);
+        let t4 = Targets {
+            boxes: &outside,
+            classes: &one,
+            ..t3
+        };
+        let msg = model.loss(&out, &t4).unwrap_err().to_string();
+        assert!(
+            msg.contains("inside the 64x64 input") && msg.contains("80.0"),
+            "{msg}"
+        );
     }
 }
