@@ -93,6 +93,14 @@ fn parity_with_the_official_oadtr() {
         "reference tensors the model lacks: {extra:?}"
     );
     let out = tch::no_grad(|| model.forward_t(&file["x"], false)).unwrap();
+    eprintln!(
+        "forward max |diff|: current {:.2e}, future {:.2e}",
+        test_support::max_abs_diff(&values(&out.current), &values(&file["current"])),
+        test_support::max_abs_diff(
+            &values(out.future.as_ref().unwrap()),
+            &values(&file["future"])
+        )
+    );
     assert_all_close(
         &values(&out.current),
         &values(&file["current"]),
