@@ -11,6 +11,7 @@
 
 pub mod anchors;
 pub mod assign;
+pub mod copy_paste;
 pub mod error;
 pub mod fpn;
 pub mod inference;
