@@ -18,7 +18,9 @@ pub mod benchmark;
 pub mod critic;
 mod error;
 pub mod gaussian;
+pub mod losses;
 pub mod mi;
+pub mod moco;
 
 pub use benchmark::{BenchmarkConfig, LevelStats, Trace};
 pub use critic::{Baseline, Critic, CriticConfig, CriticKind, Mlp};
