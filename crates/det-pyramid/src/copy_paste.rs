@@ -4,6 +4,8 @@
 //! the copy overlaps no object, adding its box. A wrapper around any [`DetectionSet`]; the
 //! placements are drawn once from a seed, so the augmented set is deterministic.
 
+use std::sync::Arc;
+
 use det_core::data::{Category, DetRecord, DetectionSet};
 use det_core::synth::SplitMix64;
 use det_core::Result as DetResult;
@@ -43,8 +45,8 @@ struct Paste {
 }
 
 /// A detection set with copy-pasted small objects.
-pub struct CopyPaste<S: DetectionSet> {
-    inner: S,
+pub struct CopyPaste {
+    inner: Arc<dyn DetectionSet>,
     records: Vec<DetRecord>,
     pastes: Vec<Vec<Paste>>,
     name: String,
@@ -54,9 +56,9 @@ fn overlaps(a: &[f64; 4], b: &[f64; 4]) -> bool {
     a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
 }
 
-impl<S: DetectionSet> CopyPaste<S> {
+impl CopyPaste {
     /// Draws the placements for every image of `inner`.
-    pub fn new(inner: S, cfg: &CopyPasteConfig) -> Self {
+    pub fn new(inner: Arc<dyn DetectionSet>, cfg: &CopyPasteConfig) -> Self {
         let mut rng = SplitMix64::new(cfg.seed);
         let mut records = Vec::with_capacity(inner.len());
         let mut pastes = Vec::with_capacity(inner.len());
@@ -115,7 +117,7 @@ impl<S: DetectionSet> CopyPaste<S> {
     }
 }
 
-impl<S: DetectionSet> DetectionSet for CopyPaste<S> {
+impl DetectionSet for CopyPaste {
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -184,7 +186,7 @@ mod tests {
 
     #[test]
     fn small_objects_are_pasted_where_nothing_is() {
-        let cp = CopyPaste::new(One, &CopyPasteConfig::default());
+        let cp = CopyPaste::new(Arc::new(One), &CopyPasteConfig::default());
         let r = &cp.records()[0];
         // Only the 8x10 object is small; two copies, same class, same size, no overlap.
         assert_eq!(cp.pasted(), 2);

@@ -18,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 use det_core::data::{DetBatch, ImageDetections};
 
 use crate::anchors::{grid_anchors, AnchorConfig};
-use crate::assign::{assign, decode, encode, MatcherConfig};
+use crate::assign::{assign, decode, encode, MatcherConfig, IGNORED};
 use crate::error::{PyramidError, Result};
 use crate::fpn::{Fpn, FpnConfig, Pyramid};
 use crate::levels::ValidRange;
@@ -359,7 +359,9 @@ impl RetinaNet {
         })
     }
 
-    /// Focal loss and box loss of `out` against `t`, each normalised by the positives.
+    /// Focal loss and box loss of `out` against `t`, each normalised by the positives. The
+    /// matching runs per image without gradient; both losses are then one masked reduction
+    /// over the whole batch (one backward path through the head outputs).
     pub fn loss(&self, out: &HeadOutputs, t: &Targets) -> Result<LossParts> {
         let s = t.boxes.size();
         let b = out.cls.first().map_or(0, |c| c.size()[0]);
@@ -370,89 +372,95 @@ impl RetinaNet {
                 s,
             ));
         }
-        let dev = t.boxes.device();
         let k = self.cfg.num_classes;
-        let mut cls_sum = Tensor::zeros([], (Kind::Float, dev));
-        let mut reg_sum = Tensor::zeros([], (Kind::Float, dev));
-        let mut positives = 0i64;
         let groups: Vec<Vec<usize>> = if self.cfg.level_ranges.is_empty() {
             vec![(0..out.cls.len()).collect()]
         } else {
             (0..out.cls.len()).map(|l| vec![l]).collect()
         };
-        for i in 0..b {
-            let cls_i = t.classes.get(i);
-            let mut real = cls_i.ge(0);
-            let mut crowd = real.zeros_like();
-            if let Some(ig) = t.ignore {
-                crowd = ig.get(i).logical_and(&real);
-                real = real.logical_and(&crowd.logical_not());
-            }
-            let gt = t.boxes.get(i).index_select(0, &real.nonzero().view([-1]));
-            check_inside(&gt, out.image)?;
-            let gt_cls = cls_i.index_select(0, &real.nonzero().view([-1]));
-            if gt_cls.numel() > 0 && gt_cls.max().int64_value(&[]) >= k {
-                return Err(PyramidError::config(
-                    "target classes",
-                    format!("0 ..< {k}"),
-                    gt_cls.max().int64_value(&[]),
-                ));
-            }
-            let crowd_boxes = t.boxes.get(i).index_select(0, &crowd.nonzero().view([-1]));
-            for g in &groups {
-                let anchors =
-                    Tensor::cat(&g.iter().map(|&l| &out.anchors[l]).collect::<Vec<_>>(), 0);
-                let logits =
-                    Tensor::cat(&g.iter().map(|&l| out.cls[l].get(i)).collect::<Vec<_>>(), 0);
-                let deltas =
-                    Tensor::cat(&g.iter().map(|&l| out.reg[l].get(i)).collect::<Vec<_>>(), 0);
-                let range = match self.cfg.level_ranges.get(out.ids[g[0]]) {
-                    Some(r) if g.len() == 1 => intersect(r, &t.range),
-                    _ => t.range,
-                };
-                let mut m = assign(&anchors, &gt, &range, t.size_scale, &self.cfg.matcher)?;
-                if crowd_boxes.size()[0] > 0 {
-                    let near = det_core::tensor::box_iou_t(&crowd_boxes, &anchors)?
-                        .amax([0], false)
-                        .gt(self.cfg.matcher.bg_iou);
-                    let bg = m.lt(0);
-                    m = m.masked_fill(&near.logical_and(&bg), crate::assign::IGNORED);
+        let anchors = Tensor::cat(&out.anchors, 0);
+        let (matches, gt_boxes, gt_classes) = tch::no_grad(|| -> Result<_> {
+            let (mut ms, mut bs, mut cs) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..b {
+                let cls_i = t.classes.get(i);
+                let mut real = cls_i.ge(0);
+                let mut crowd = real.zeros_like();
+                if let Some(ig) = t.ignore {
+                    crowd = ig.get(i).logical_and(&real);
+                    real = real.logical_and(&crowd.logical_not());
                 }
-                let pos = m.ge(0);
-                let valid = m.ne(crate::assign::IGNORED);
-                let np = pos.sum(Kind::Int64).int64_value(&[]);
-                positives += np;
-                let mut target = logits.zeros_like();
-                if np > 0 {
-                    let pos_idx = pos.nonzero().view([-1]);
-                    let matched = m.index_select(0, &pos_idx);
-                    let cls_of = gt_cls.index_select(0, &matched);
-                    let rows = target.index_select(0, &pos_idx).scatter_value(
-                        1,
-                        &cls_of.unsqueeze(1),
-                        1.0,
-                    );
-                    target = target.index_copy(0, &pos_idx, &rows);
-                    let a_pos = anchors.index_select(0, &pos_idx);
-                    let d_pos = deltas.index_select(0, &pos_idx);
-                    let g_pos = gt.index_select(0, &matched);
-                    reg_sum += match self.cfg.box_loss {
-                        BoxLoss::SmoothL1 { beta } => {
-                            smooth_l1_sum(&d_pos, &encode(&g_pos, &a_pos), beta)
-                        }
-                        BoxLoss::Giou => giou_loss_sum(&decode(&d_pos, &a_pos), &g_pos),
+                let keep = real.nonzero().view([-1]);
+                let gt = t.boxes.get(i).index_select(0, &keep);
+                let gt_cls = cls_i.index_select(0, &keep);
+                check_inside(&gt, out.image)?;
+                if gt_cls.numel() > 0 && gt_cls.max().int64_value(&[]) >= k {
+                    return Err(PyramidError::config(
+                        "target classes",
+                        format!("0 ..< {k}"),
+                        gt_cls.max().int64_value(&[]),
+                    ));
+                }
+                let crowd_boxes = t.boxes.get(i).index_select(0, &crowd.nonzero().view([-1]));
+                let mut per_group = Vec::new();
+                for g in &groups {
+                    let a = Tensor::cat(&g.iter().map(|&l| &out.anchors[l]).collect::<Vec<_>>(), 0);
+                    let range = match self.cfg.level_ranges.get(out.ids[g[0]]) {
+                        Some(r) if g.len() == 1 => intersect(r, &t.range),
+                        _ => t.range,
                     };
+                    let mut m = assign(&a, &gt, &range, t.size_scale, &self.cfg.matcher)?;
+                    if crowd_boxes.size()[0] > 0 {
+                        let near = det_core::tensor::box_iou_t(&crowd_boxes, &a)?
+                            .amax([0], false)
+                            .gt(self.cfg.matcher.bg_iou);
+                        m = m.masked_fill(&near.logical_and(&m.lt(0)), IGNORED);
+                    }
+                    per_group.push(m);
                 }
-                let vidx = valid.nonzero().view([-1]);
-                cls_sum += sigmoid_focal_loss(
-                    &logits.index_select(0, &vidx),
-                    &target.index_select(0, &vidx),
-                    self.cfg.focal_alpha,
-                    self.cfg.focal_gamma,
-                    Reduce::Sum,
-                );
+                let m = Tensor::cat(&per_group, 0);
+                let idx = m.clamp_min(0);
+                if gt.size()[0] > 0 {
+                    bs.push(gt.index_select(0, &idx));
+                    cs.push(gt_cls.index_select(0, &idx));
+                } else {
+                    bs.push(anchors.zeros_like());
+                    cs.push(m.zeros_like());
+                }
+                ms.push(m);
             }
-        }
+            Ok((
+                Tensor::stack(&ms, 0),
+                Tensor::stack(&bs, 0),
+                Tensor::stack(&cs, 0),
+            ))
+        })?;
+        let logits = Tensor::cat(&out.cls, 1);
+        let deltas = Tensor::cat(&out.reg, 1);
+        let pos = matches.ge(0);
+        let valid = matches.ne(IGNORED).unsqueeze(-1).to_kind(logits.kind());
+        let target =
+            gt_classes.one_hot(k).to_kind(logits.kind()) * pos.unsqueeze(-1).to_kind(logits.kind());
+        let focal = sigmoid_focal_loss(
+            &logits,
+            &target,
+            self.cfg.focal_alpha,
+            self.cfg.focal_gamma,
+            Reduce::None,
+        );
+        let cls_sum = (focal * valid).sum(Kind::Float);
+        let positives = pos.sum(Kind::Int64).int64_value(&[]);
+        let reg_sum = if positives > 0 {
+            let idx = pos.view([-1]).nonzero().view([-1]);
+            let d = deltas.view([-1, 4]).index_select(0, &idx);
+            let a = anchors.repeat([b, 1]).index_select(0, &idx);
+            let g = gt_boxes.view([-1, 4]).index_select(0, &idx);
+            match self.cfg.box_loss {
+                BoxLoss::SmoothL1 { beta } => smooth_l1_sum(&d, &encode(&g, &a), beta),
+                BoxLoss::Giou => giou_loss_sum(&decode(&d, &a), &g),
+            }
+        } else {
+            deltas.sum(Kind::Float) * 0.0
+        };
         let norm = positives.max(1) as f64;
         let cls = cls_sum / norm;
         let reg = reg_sum / norm;
