@@ -53,8 +53,12 @@ pub struct Trace {
     pub estimator: String,
     /// The true MI of each step.
     pub true_mi: Vec<f64>,
-    /// The estimate of each step (the bound's value on that step's batch, before the update).
+    /// The estimate of each step (the bound's value on that step's batch, before the update);
+    /// NaN or infinite where the bound overflowed.
     pub estimates: Vec<f64>,
+    /// Steps whose estimate was not finite: their update was not applied (an infinite
+    /// partition term, `e^f` past float32's range, would turn the critic into NaN for good).
+    pub skipped: usize,
 }
 
 /// Bias and variance of the estimates at one MI level.
@@ -113,6 +117,7 @@ pub fn run(
     let dim = cfg.critic.dim_x;
     let mut average = MovingAverage::default();
     let mut estimates = Vec::with_capacity(schedule.len());
+    let mut skipped = 0;
     for (step, &true_mi) in schedule.iter().enumerate() {
         let (x, y) = sample(dim, mi_to_rho(dim, true_mi), cfg.batch_size, device)?;
         let scores = critic.scores(&x, &y)?;
@@ -125,29 +130,40 @@ pub fn run(
                 mine_average: Some(&mut average),
             },
         )?;
+        let value = est.double_value(&[]);
         opt.zero_grad();
-        (-&est).backward();
-        opt.step()?;
-        estimates.push(est.double_value(&[]));
+        if value.is_finite() {
+            (-&est).backward();
+            opt.step()?;
+        } else {
+            skipped += 1;
+        }
+        estimates.push(value);
         on_step(step);
     }
     Ok(Trace {
         estimator: estimator.name(),
         true_mi: schedule,
         estimates,
+        skipped,
     })
 }
 
 impl Trace {
-    /// Bias and variance per level over the last `tail` fraction of its steps (the critic
-    /// adapts after each jump of the MI; the paper reads its plot the same way).
+    /// Bias and variance per level over the finite estimates among the last `tail` fraction
+    /// of its steps (the critic adapts after each jump of the MI; the paper reads its plot the
+    /// same way). A level with no finite estimate has a NaN mean.
     pub fn levels(&self, steps_per_level: usize, tail: f64) -> Vec<LevelStats> {
         let keep = ((steps_per_level as f64 * tail).round() as usize).clamp(1, steps_per_level);
         self.estimates
             .chunks(steps_per_level)
             .zip(self.true_mi.chunks(steps_per_level))
             .map(|(est, truth)| {
-                let tail = &est[est.len().saturating_sub(keep)..];
+                let tail: Vec<f64> = est[est.len().saturating_sub(keep)..]
+                    .iter()
+                    .copied()
+                    .filter(|e| e.is_finite())
+                    .collect();
                 let n = tail.len() as f64;
                 let mean = tail.iter().sum::<f64>() / n;
                 let variance = tail.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / n;
@@ -163,16 +179,25 @@ impl Trace {
     }
 
     /// The estimates smoothed by an exponential moving average of span `span` (pandas'
-    /// `ewm(span).mean()` with `adjust=True`, as the paper's plot: span 200).
+    /// `ewm(span).mean()` with `adjust=True`, as the paper's plot: span 200); non-finite
+    /// estimates are skipped (pandas' `ignore_na=False` decays over them).
     pub fn ema(&self, span: f64) -> Vec<f64> {
         let decay = 1.0 - 2.0 / (span + 1.0);
         let (mut num, mut den) = (0.0, 0.0);
         self.estimates
             .iter()
             .map(|&e| {
-                num = e + decay * num;
-                den = 1.0 + decay * den;
-                num / den
+                num *= decay;
+                den *= decay;
+                if e.is_finite() {
+                    num += e;
+                    den += 1.0;
+                }
+                if den > 0.0 {
+                    num / den
+                } else {
+                    f64::NAN
+                }
             })
             .collect()
     }

@@ -18,7 +18,10 @@ use tch::Tensor;
 use crate::error::{check_finite, NceError, Result};
 
 /// A multilayer perceptron: `layers` hidden `Linear + ReLU` of width `hidden`, then a linear
-/// output (vbmi `mlp`).
+/// output (vbmi `mlp`). Weights start as `torch.nn.Linear`'s (uniform in `+-1/sqrt(fan_in)`,
+/// as SMILE's PyTorch code): tch's default (Kaiming with the ReLU gain) is sqrt(6) times wider
+/// per layer, which starts a separable critic at scores of +-40 and overflows `e^f` in NWJ /
+/// TUBA within a few steps.
 #[derive(Debug)]
 pub struct Mlp {
     hidden: Vec<nn::Linear>,
@@ -31,11 +34,32 @@ impl Mlp {
         let mut h = Vec::with_capacity(layers);
         let mut d = in_dim;
         for k in 0..layers {
-            h.push(nn::linear(vs / "hidden" / k, d, hidden, Default::default()));
+            h.push(nn::linear(
+                vs / "hidden" / k,
+                d,
+                hidden,
+                torch_linear_init(d),
+            ));
             d = hidden;
         }
-        let out = nn::linear(vs / "out", d, out_dim, Default::default());
+        let out = nn::linear(vs / "out", d, out_dim, torch_linear_init(d));
         Mlp { hidden: h, out }
+    }
+}
+
+/// `torch.nn.Linear`'s initialisation: weight and bias uniform in `+-1/sqrt(fan_in)`.
+fn torch_linear_init(fan_in: i64) -> nn::LinearConfig {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    nn::LinearConfig {
+        ws_init: nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        },
+        bs_init: Some(nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        }),
+        bias: true,
     }
 }
 

@@ -15,6 +15,7 @@
 //! See `docs/contrastive-nce.md`.
 
 pub mod benchmark;
+pub mod cpc;
 pub mod critic;
 mod error;
 pub mod gaussian;
