@@ -88,6 +88,50 @@ impl FeatureStream {
         Self::new(name, tensor, l.to_vec(), num_classes)
     }
 
+    /// Every stream of a folder: `<name>.features.npy` (float32 `[T, F]`) with its
+    /// `<name>.labels.npy` (int64 `[T]`), sorted by name. An empty folder, a features file
+    /// without its labels, or a malformed file is an error naming the file.
+    pub fn read_dir(dir: &Path, num_classes: i64) -> Result<Vec<Self>> {
+        let entries = std::fs::read_dir(dir).map_err(|e| OadError::Data {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".features.npy"))
+                    .map(String::from)
+            })
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            return Err(OadError::Data {
+                path: dir.to_path_buf(),
+                reason: "no <name>.features.npy stream in the folder".into(),
+            });
+        }
+        names
+            .iter()
+            .map(|n| {
+                let labels = dir.join(format!("{n}.labels.npy"));
+                if !labels.is_file() {
+                    return Err(OadError::Data {
+                        path: labels,
+                        reason: format!("the labels of stream `{n}` are missing"),
+                    });
+                }
+                Self::from_npy(
+                    n.clone(),
+                    &dir.join(format!("{n}.features.npy")),
+                    &labels,
+                    num_classes,
+                )
+            })
+            .collect()
+    }
+
     /// Frames in the stream.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -505,6 +549,19 @@ mod tests {
         datasets::npy::write_npy(&lp, &Array1::<i64>::from(vec![0, 1, 1, 0, 2])).unwrap();
         let s = FeatureStream::from_npy("v", &fp, &lp, 3).unwrap();
         assert_eq!((s.len(), s.width()), (5, 3));
+        let dir = FeatureStream::read_dir(d.path(), 3);
+        assert!(dir
+            .unwrap_err()
+            .to_string()
+            .contains("no <name>.features.npy"));
+        std::fs::rename(&fp, d.path().join("v.features.npy")).unwrap();
+        let e = FeatureStream::read_dir(d.path(), 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("v.labels.npy"), "{e}");
+        std::fs::copy(&lp, d.path().join("v.labels.npy")).unwrap();
+        assert_eq!(FeatureStream::read_dir(d.path(), 3).unwrap()[0].name, "v");
+        std::fs::rename(d.path().join("v.features.npy"), &fp).unwrap();
         std::fs::write(&lp, b"garbage").unwrap();
         let e = FeatureStream::from_npy("v", &fp, &lp, 3)
             .unwrap_err()
