@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use det_core::coco::{read_detections, write_detections};
+use det_core::coco::{read_files, write_detections};
 use det_core::synth::{coco_like, nms_boxes, SynthSpec};
-use det_core::{evaluate, nms, CocoDataset, CocoParams};
+use det_core::{evaluate, nms, CocoParams};
 
 struct Args {
     mode: String,
@@ -93,8 +93,7 @@ fn main() -> Result<()> {
             };
             for i in 0..a.warmup + a.iters {
                 let t0 = Instant::now();
-                let gt = CocoDataset::read(&gt_path)?;
-                let dt = read_detections(&dt_path)?;
+                let (gt, dt) = read_files(&gt_path, &dt_path, a.threads)?;
                 let ev = evaluate(&gt, &dt, &params)?;
                 let t = t0.elapsed().as_secs_f64();
                 if i >= a.warmup {

@@ -164,12 +164,18 @@ fn thread_count_does_not_change_the_result() {
             &d,
             &CocoParams {
                 threads,
+                keep_eval_imgs: true,
                 ..CocoParams::default()
             },
         )
         .unwrap()
     };
     let one = run(1);
+    assert_eq!(
+        one.eval_imgs.len(),
+        7 * 4 * 60,
+        "[k][a][i] records, None included"
+    );
     assert_eq!(one.precision_shape(), [10, 101, 7, 4, 3]);
     assert!(one.summary.stats[0] > 0.0, "{:?}", one.summary.stats);
     for threads in [2, 3, 8] {

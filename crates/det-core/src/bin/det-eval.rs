@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use cvlab_util::pipe::{out, outln};
-use det_core::coco::{read_detections, STAT_NAMES};
-use det_core::{evaluate, CocoDataset, CocoParams};
+use det_core::coco::{read_files, STAT_NAMES};
+use det_core::{evaluate, CocoParams};
 
 const USAGE: &str =
     "usage: det-eval --gt instances.json --dt results.json [--threads N] [--json out.json]";
@@ -38,8 +38,7 @@ fn run() -> Result<(), String> {
     let gt = gt.ok_or(format!("missing --gt\n{USAGE}"))?;
     let dt = dt.ok_or(format!("missing --dt\n{USAGE}"))?;
     let t0 = Instant::now();
-    let gt = CocoDataset::read(&gt).map_err(|e| e.to_string())?;
-    let dt = read_detections(&dt).map_err(|e| e.to_string())?;
+    let (gt, dt) = read_files(&gt, &dt, threads).map_err(|e| e.to_string())?;
     let t_load = t0.elapsed();
     let params = CocoParams {
         threads,

@@ -14,8 +14,10 @@ use ndarray::{s, Array2, Array4, Array5};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::accumulate::{accumulate_category, pr_axis, Accumulated, CategoryAccumulation};
-use super::matching::{compute_iou, evaluate_img, Dt, EvalImage, Gt};
+use super::accumulate::{
+    accumulate_sorted, pr_axis, Accumulated, AreaOutcome, CategoryAccumulation, SortedCategory,
+};
+use super::matching::{compute_iou, flag, Dt, EvalImage, Gt, Matcher};
 use super::params::CocoParams;
 use super::summary::{summarize, Summary};
 use super::{CocoDataset, CocoDetection};
@@ -31,7 +33,8 @@ pub struct CocoEval {
     /// Sorted category ids, as `p.catIds`.
     pub cat_ids: Vec<i64>,
     /// Indexed `[k][a][i]` flattened (category, area range, image), `None` where the image has
-    /// neither ground truth nor detections of the category.
+    /// neither ground truth nor detections of the category; empty unless
+    /// [`CocoParams::keep_eval_imgs`] asked for them.
     pub eval_imgs: Vec<Option<EvalImage>>,
     /// `precision[t, r, k, a, m]` (`T x R x K x A x M`, axes named by
     /// [`super::pr_axis`]), -1 where a category has no non-ignored ground truth.
@@ -128,7 +131,75 @@ fn group(keys: &[usize], n_groups: usize) -> (Vec<usize>, Vec<u32>) {
     (start, items)
 }
 
-/// One category's `evalImgs` (`[a][i]`) and accumulation, as a worker returns them.
+/// A category's detections in global score order, and where each image's detections went.
+struct Sorted {
+    cat: SortedCategory,
+    /// Image `i`'s detections start at `offset[i]` in concatenation order.
+    offset: Vec<usize>,
+    /// `position[offset[i] + d]`: where detection `d` of image `i` sits in the sorted order.
+    position: Vec<u32>,
+}
+
+/// The key that orders scores descending with `sort_unstable`: IEEE bits mapped to an unsigned
+/// total order and inverted; -0.0 is 0.0 (equal scores tie, as in numpy's comparison).
+fn descending_key(score: f64) -> u64 {
+    let s = if score == 0.0 { 0.0 } else { score };
+    let bits = s.to_bits();
+    let ascending = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    !ascending
+}
+
+/// pycocotools' per-(area, maxDets) `np.argsort(-np.concatenate(dtScores), kind='mergesort')`,
+/// done once: sorting by (score descending, concatenation index) with an unstable sort is the
+/// stable sort, and the order is the same for every area range (the records of an image exist
+/// for all or none of them; their scores do not depend on the range).
+fn sort_category(per_img: &[(Vec<&Gt>, Vec<&Dt>, Array2<f64>)]) -> Sorted {
+    let mut offset = Vec::with_capacity(per_img.len() + 1);
+    let mut keyed = Vec::new();
+    let mut rank_of = Vec::new();
+    let mut max_rank = 0;
+    offset.push(0);
+    for (_, d, _) in per_img {
+        for (r, dt) in d.iter().enumerate() {
+            keyed.push((descending_key(dt.score), keyed.len() as u32));
+            rank_of.push(r as u32);
+        }
+        max_rank = max_rank.max(d.len());
+        offset.push(keyed.len());
+    }
+    let mut scores_of = Vec::with_capacity(keyed.len());
+    for (_, d, _) in per_img {
+        scores_of.extend(d.iter().map(|dt| dt.score));
+    }
+    keyed.sort_unstable();
+    let mut position = vec![0u32; keyed.len()];
+    let mut scores = Vec::with_capacity(keyed.len());
+    let mut rank = Vec::with_capacity(keyed.len());
+    for (j, &(_, seq)) in keyed.iter().enumerate() {
+        position[seq as usize] = j as u32;
+        scores.push(scores_of[seq as usize]);
+        rank.push(rank_of[seq as usize]);
+    }
+    let any_image = per_img
+        .iter()
+        .any(|(g, d, _)| !g.is_empty() || !d.is_empty());
+    Sorted {
+        cat: SortedCategory {
+            scores,
+            rank,
+            max_rank,
+            any_image,
+        },
+        offset,
+        position,
+    }
+}
+
+/// One category's `evalImgs` (`[a][i]`, when kept) and accumulation, as a worker returns them.
 struct CatResult {
     eval_imgs: Vec<Option<EvalImage>>,
     acc: CategoryAccumulation,
@@ -205,8 +276,9 @@ pub fn evaluate(gt: &CocoDataset, dt: &[CocoDetection], params: &CocoParams) -> 
     let (dt_start, dt_items) = group(&dt_keys, n_k * n_i);
 
     let max_det = params.max_det();
+    let t_n = params.iou_thrs.len();
     // One category: images in ascending id order, detections sorted and cut, IoU matrices,
-    // the matching for every area range, the accumulation.
+    // one global score order, the matching for every area range, the accumulation.
     let evaluate_category = |k: usize| -> CatResult {
         let mut per_img: Vec<(Vec<&Gt>, Vec<&Dt>, Array2<f64>)> = Vec::with_capacity(n_i);
         for i in 0..n_i {
@@ -229,20 +301,38 @@ pub fn evaluate(gt: &CocoDataset, dt: &[CocoDetection], params: &CocoParams) -> 
             let ious = compute_iou(&d, &g);
             per_img.push((g, d, ious));
         }
-        let mut eval_imgs = Vec::with_capacity(params.area_rng.len() * n_i);
+        let sorted = sort_category(&per_img);
+        let n = sorted.cat.scores.len();
+        let mut matcher = Matcher::default();
+        let mut eval_imgs = Vec::new();
+        let mut areas = Vec::with_capacity(params.area_rng.len());
         for &a_rng in &params.area_rng {
+            let mut flags = vec![flag::IGNORED; t_n * n];
+            let mut npig = 0;
             for (i, (g, d, ious)) in per_img.iter().enumerate() {
-                eval_imgs.push(evaluate_img(
-                    params,
-                    (img_ids[i], cat_ids[k]),
-                    g,
-                    d,
-                    ious,
-                    a_rng,
-                ));
+                if g.is_empty() && d.is_empty() {
+                    if params.keep_eval_imgs {
+                        eval_imgs.push(None);
+                    }
+                    continue;
+                }
+                matcher.run(params, g, d, ious, a_rng);
+                npig += matcher.npig();
+                let at = &sorted.position[sorted.offset[i]..sorted.offset[i] + d.len()];
+                for t in 0..t_n {
+                    let row = &mut flags[t * n..(t + 1) * n];
+                    for (di, &j) in at.iter().enumerate() {
+                        row[j as usize] = matcher.flag(t, di);
+                    }
+                }
+                if params.keep_eval_imgs {
+                    let ids = (img_ids[i], cat_ids[k]);
+                    eval_imgs.push(Some(matcher.record(params, ids, g, d, a_rng)));
+                }
             }
+            areas.push(AreaOutcome { flags, npig });
         }
-        let acc = accumulate_category(params, &eval_imgs, n_i);
+        let acc = accumulate_sorted(params, &sorted.cat, &areas);
         CatResult { eval_imgs, acc }
     };
     // A parallel map over categories, collected in category order: the result is the same for
@@ -253,7 +343,12 @@ pub fn evaluate(gt: &CocoDataset, dt: &[CocoDetection], params: &CocoParams) -> 
         .map_err(|e| DetError::arg("threads", "a thread pool", e.to_string()))?;
     let per_cat: Vec<CatResult> =
         pool.install(|| (0..n_k).into_par_iter().map(evaluate_category).collect());
-    let mut eval_imgs = Vec::with_capacity(n_k * params.area_rng.len() * n_i);
+    let kept = if params.keep_eval_imgs {
+        n_k * params.area_rng.len() * n_i
+    } else {
+        0
+    };
+    let mut eval_imgs = Vec::with_capacity(kept);
     let mut cats = Vec::with_capacity(n_k);
     for c in per_cat {
         eval_imgs.extend(c.eval_imgs);
@@ -277,4 +372,73 @@ pub fn evaluate(gt: &CocoDataset, dt: &[CocoDetection], params: &CocoParams) -> 
         summary,
         unknown_categories: unknown.into_iter().collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coco::accumulate::accumulate_category;
+    use crate::synth::{coco_like, SynthSpec};
+
+    /// The one-sort accumulation equals pycocotools' per-(area, maxDets) re-sorting one, read
+    /// from the kept records, bit for bit: few categories with many detections per image (caps
+    /// below the per-image count), many with few (every cap above it), tied scores (two
+    /// decimals), small caps.
+    #[test]
+    fn one_sort_accumulation_equals_the_record_oracle() {
+        let specs = [(40, 3, 300, 40, 1), (80, 20, 200, 6, 2), (30, 5, 90, 25, 3)];
+        for (images, categories, ground_truth, detections_per_image, seed) in specs {
+            let spec = SynthSpec {
+                images,
+                categories,
+                ground_truth,
+                detections_per_image,
+                seed,
+            };
+            let (gt, mut dt) = coco_like(&spec);
+            for d in dt.iter_mut() {
+                d.score = (d.score * 100.0).round() / 100.0;
+            }
+            for max_dets in [vec![1, 10, 100], vec![2, 3, 5]] {
+                let params = CocoParams {
+                    max_dets,
+                    keep_eval_imgs: true,
+                    ..CocoParams::default()
+                };
+                let ev = evaluate(&gt, &dt, &params).unwrap();
+                let per_cat = params.area_rng.len() * ev.img_ids.len();
+                for (k, records) in ev.eval_imgs.chunks(per_cat).enumerate() {
+                    let oracle = accumulate_category(&params, records, ev.img_ids.len());
+                    let got = |a: &Array5<f64>| a.index_axis(pr_axis::CATEGORY, k).to_owned();
+                    assert_eq!(got(&ev.precision), oracle.precision, "{spec:?} k={k}");
+                    assert_eq!(got(&ev.scores), oracle.scores, "{spec:?} k={k}");
+                    let recall = ev.recall.index_axis(super::super::recall_axis::CATEGORY, k);
+                    assert_eq!(recall, oracle.recall, "{spec:?} k={k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn descending_keys_order_scores_and_tie_signed_zeros() {
+        let xs = [
+            1.0,
+            0.5,
+            0.0,
+            -0.0,
+            -0.25,
+            -3.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut sorted = xs.to_vec();
+        sorted.sort_by_key(|&x| descending_key(x));
+        assert_eq!(
+            sorted[..3],
+            [f64::INFINITY, 1.0, 0.5],
+            "descending from the top"
+        );
+        assert_eq!(descending_key(0.0), descending_key(-0.0));
+        assert_eq!(sorted[7], f64::NEG_INFINITY);
+    }
 }

@@ -37,6 +37,11 @@ pub struct CocoParams {
     /// Worker threads of the per-category evaluation (0: all available cores). The result
     /// does not depend on it.
     pub threads: usize,
+    /// Keep pycocotools' per-image records (`evalImgs`) in [`super::CocoEval::eval_imgs`].
+    /// Off by default: the statistics and arrays do not need them, and on a COCO-sized set they
+    /// are ~10^6 records of seven vectors each.
+    #[serde(default)]
+    pub keep_eval_imgs: bool,
 }
 
 impl Default for CocoParams {
@@ -53,6 +58,7 @@ impl Default for CocoParams {
             ],
             area_rng_lbl: ["all", "small", "medium", "large"].map(String::from).into(),
             threads: 0,
+            keep_eval_imgs: false,
         }
     }
 }
