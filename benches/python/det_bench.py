@@ -1,9 +1,10 @@
 """The Python half of the side-by-side detection timings (`cargo xtask bench` runs it beside the
 Rust `det_bench` binary with the same arguments and prints the ratio).
 
---mode coco: pycocotools end to end on the files `det_bench --mode coco` wrote to --data-dir:
-COCO(gt) + loadRes(results) + evaluate + accumulate + summarize (stdout of pycocotools
-silenced). --mode nms: torchvision.ops.nms on the CPU on the same float32 boxes (det-core's
+--mode coco: a COCO evaluator end to end on the files `det_bench --mode coco` wrote to
+--data-dir: COCO(gt) + loadRes(results) + evaluate + accumulate + summarize (stdout silenced).
+--evaluator picks it: pycocotools (the reference), hotcoco (Rust, pycocotools-compatible; its
+rayon pool gets RAYON_NUM_THREADS = --threads) or faster-coco-eval (C++, `COCOeval_faster`). --mode nms: torchvision.ops.nms on the CPU on the same float32 boxes (det-core's
 splitmix64 draws, reproduced here). Prints one JSON line: per-iteration wall times, the median,
 and the 12 stats or the number kept.
 """
@@ -51,11 +52,21 @@ def main():
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--evaluator", default="pycocotools",
+                    choices=["pycocotools", "hotcoco", "faster-coco-eval"])
     a = ap.parse_args()
     times, extra = [], {}
     if a.mode == "coco":
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
+        if a.evaluator == "hotcoco":
+            if a.threads > 0:
+                os.environ["RAYON_NUM_THREADS"] = str(a.threads)
+            from hotcoco import COCO, COCOeval
+        elif a.evaluator == "faster-coco-eval":
+            from faster_coco_eval import COCO
+            from faster_coco_eval import COCOeval_faster as COCOeval
+        else:
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval
         gt_path = os.path.join(a.data_dir, "gt.json")
         dt_path = os.path.join(a.data_dir, "results.json")
         if not (os.path.exists(gt_path) and os.path.exists(dt_path)):
@@ -88,7 +99,8 @@ def main():
                 times.append(t)
             extra = {"kept": int(keep.numel())}
     med = sorted(times)[len(times) // 2]
-    print(json.dumps({"impl": "python", "mode": a.mode, "boxes": a.boxes, "threads": a.threads,
+    impl = "python" if a.mode != "coco" or a.evaluator == "pycocotools" else a.evaluator
+    print(json.dumps({"impl": impl, "mode": a.mode, "boxes": a.boxes, "threads": a.threads,
                       "times_s": times, "median_s": med, **extra}))
 
 

@@ -37,6 +37,8 @@ pub struct Case {
     pub bin: &'static str,
     pub script: &'static str,
     pub args: &'static [&'static str],
+    /// Arguments for the twin only (which reference implementation it runs).
+    pub twin_args: &'static [&'static str],
 }
 
 /// What the issues ask to compare on the CPU.
@@ -62,6 +64,7 @@ pub const CPU_CASES: &[Case] = &[
             "--warmup",
             "2",
         ],
+        twin_args: &[],
     },
     Case {
         label: "MAE pre-training step (mini, patch 4, 32x32, mask 0.75), batch 64, f32, CPU",
@@ -84,6 +87,7 @@ pub const CPU_CASES: &[Case] = &[
             "--mask-ratio",
             "0.75",
         ],
+        twin_args: &[],
     },
     Case {
         label: "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs pycocotools)",
@@ -100,6 +104,41 @@ pub const CPU_CASES: &[Case] = &[
             "--warmup",
             "0",
         ],
+        twin_args: &[],
+    },
+    Case {
+        label: "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs hotcoco 1.3.0 (Rust, pycocotools-compatible))",
+        max_rounds: usize::MAX,
+        bin: "det_bench",
+        script: "benches/python/det_bench.py",
+        args: &[
+            "--mode",
+            "coco",
+            "--data-dir",
+            "target/det-bench-data",
+            "--iters",
+            "3",
+            "--warmup",
+            "1",
+        ],
+        twin_args: &["--evaluator", "hotcoco"],
+    },
+    Case {
+        label: "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs faster-coco-eval 1.8.0 (C++))",
+        max_rounds: 3,
+        bin: "det_bench",
+        script: "benches/python/det_bench.py",
+        args: &[
+            "--mode",
+            "coco",
+            "--data-dir",
+            "target/det-bench-data",
+            "--iters",
+            "3",
+            "--warmup",
+            "1",
+        ],
+        twin_args: &["--evaluator", "faster-coco-eval"],
     },
     Case {
         label: "NMS 10k float32 boxes, IoU 0.5, CPU (vs torchvision.ops.nms)",
@@ -109,6 +148,7 @@ pub const CPU_CASES: &[Case] = &[
         args: &[
             "--mode", "nms", "--boxes", "10000", "--iou", "0.5", "--iters", "20", "--warmup", "3",
         ],
+        twin_args: &[],
     },
 ];
 
@@ -171,6 +211,7 @@ fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
                 Command::new(&python)
                     .arg(&script)
                     .args(case.args)
+                    .args(case.twin_args)
                     .args(["--threads", &threads]),
             )?;
             let (rm, pm) = (median_s(&r)?, median_s(&p)?);
