@@ -34,7 +34,10 @@ pub const REFERENCES: &[Pkg] = &[
     pkg("pytorch-metric-learning==2.9.0", "pytorch_metric_learning"),
     // Unpinned: the module carries no version for the probe to check (0.1.4 when written).
     pkg("info-nce-pytorch", "info_nce"),
-    pkg("segmentation-models-pytorch==0.6.0", "segmentation_models_pytorch"),
+    pkg(
+        "segmentation-models-pytorch==0.6.0",
+        "segmentation_models_pytorch",
+    ),
 ];
 
 /// [`BASE`], and [`REFERENCES`] when asked for.
@@ -158,7 +161,11 @@ mod tests {
         );
         assert_eq!(missing[1], "torchvision==0.26.0 (found 0.25.0)");
         assert_eq!(missing[2], "timm==1.0.31 (not found)");
-        assert_eq!(missing.len(), 1 + REFERENCES.len(), "numpy and every reference");
+        assert_eq!(
+            missing.len(),
+            1 + REFERENCES.len(),
+            "numpy and every reference"
+        );
         assert_eq!(
             p.libtorch,
             Some(PathBuf::from("/v/lib/python3.11/site-packages/torch"))
