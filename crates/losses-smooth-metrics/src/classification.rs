@@ -290,7 +290,9 @@ impl SigmoidF1 {
     }
 
     /// The sigmoidF1 loss of `logits [N, C]` (or `[N]`) against 0/1 `targets`: the mean over
-    /// labels of `1 - 2 tp / (2 tp + fn + fp + 1e-16)` from the scores `sig`.
+    /// labels of `1 - 2 tp / (2 tp + fn + fp + 1e-16)` from the scores `sig`, computed as
+    /// `sigmoid(-S (z + E))` (stable where the reference's `exp` overflows). It is the soft F1
+    /// of [`soft_counts_binary`] at `tau = -1 / S` on logits shifted by `E`.
     pub fn loss(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         if !(self.s.is_finite() && self.s != 0.0 && self.e.is_finite()) {
             return Err(SmoothError::Config(format!(
@@ -299,7 +301,9 @@ impl SigmoidF1 {
             )));
         }
         let t = binary_inputs(logits, targets, "targets")?;
-        let sig = as_2d(&(((logits + self.e) * self.s).exp() + 1.0).reciprocal());
+        // `1 / (1 + exp(u))` = `sigmoid(-u)`: the same value, but the reference's form overflows
+        // in float32 for u > 88 and its gradient becomes inf / inf = NaN.
+        let sig = as_2d(&((logits + self.e) * (-self.s)).sigmoid());
         let c = SoftCounts::from_probs(&sig, &t);
         let f1: Tensor = &c.tp * 2.0 / (&c.tp * 2.0 + &c.fn_ + &c.fp + 1e-16);
         Ok((-f1 + 1.0).mean(logits.kind()))
@@ -417,6 +421,26 @@ mod tests {
         fd_check("sigmoidF1", &z, |z| {
             SigmoidF1 { s: -2.0, e: 0.3 }.loss(z, &t).unwrap()
         });
+    }
+
+    #[test]
+    fn sigmoid_f1_is_stable_for_large_logits() {
+        let z = (Tensor::from_slice(&[-20.0f32, 20.0, -15.0, 30.0]) * 1.0).set_requires_grad(true);
+        let t = Tensor::from_slice(&[0.0f32, 1.0, 1.0, 0.0]);
+        let l = SigmoidF1::reference_hyperparameters().loss(&z, &t).unwrap();
+        l.backward();
+        assert!(z.grad().isfinite().all().int64_value(&[]) == 1);
+        // sigmoidF1 (S, E) is the soft F1 at tau = -1 / S of z + E.
+        let z = rand64(&[10, 3], 20);
+        let t = bits(&[10, 3], 21);
+        let a = SigmoidF1 { s: -4.0, e: 0.5 }
+            .loss(&z, &t)
+            .unwrap()
+            .double_value(&[]);
+        let b = soft_counts_binary(&(&z + 0.5), &t, 0.25)
+            .unwrap()
+            .f1_loss(Average::Macro);
+        assert!((a - b.double_value(&[])).abs() < 1e-12);
     }
 
     #[test]

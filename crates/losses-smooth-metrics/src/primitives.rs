@@ -111,7 +111,10 @@ pub fn smooth_ranks(x: &Tensor, tau: f64, descending: bool) -> Result<Tensor> {
     let xs = if descending { x.shallow_clone() } else { -x };
     // d[.., i, j] = x_j - x_i; the diagonal contributes sigmoid(0) = 1/2, taken off.
     let d = xs.unsqueeze(-2) - xs.unsqueeze(-1);
-    Ok((d / tau).sigmoid().sum_dim_intlist([-1i64].as_slice(), false, x.kind()) + 0.5)
+    Ok((d / tau)
+        .sigmoid()
+        .sum_dim_intlist([-1i64].as_slice(), false, x.kind())
+        + 0.5)
 }
 
 /// Hard ranks along the last dimension (1 = largest for `descending`), ties broken by position:
@@ -141,7 +144,10 @@ mod tests {
         for tau in [1.0, 0.3, 0.05, 1e-3] {
             let s = smooth_max(&x, -1, tau).unwrap();
             // Bounds up to float64 rounding of max / tau * tau.
-            assert!(s.ge_tensor(&(&hard - 1e-12)).all().int64_value(&[]) == 1, "tau {tau}");
+            assert!(
+                s.ge_tensor(&(&hard - 1e-12)).all().int64_value(&[]) == 1,
+                "tau {tau}"
+            );
             let upper = &hard + tau * ln_n + 1e-12;
             assert!(s.le_tensor(&upper).all().int64_value(&[]) == 1, "tau {tau}");
             let m = smooth_min(&x, -1, tau).unwrap();
@@ -188,9 +194,11 @@ mod tests {
         let (_, idx) = x.topk(k, -1, true, true);
         let hard = x.zeros_like().scatter_value(-1, &idx, 1.0);
         assert!(max_abs(&(&soft - &hard)) < 1e-6);
-        let sums = smooth_top_k(&x, k, 0.05)
-            .unwrap()
-            .sum_dim_intlist([-1i64].as_slice(), false, Kind::Double);
+        let sums = smooth_top_k(&x, k, 0.05).unwrap().sum_dim_intlist(
+            [-1i64].as_slice(),
+            false,
+            Kind::Double,
+        );
         assert!(
             sums.min().double_value(&[]) > 1.5,
             "a soft top-3 of 9 sums near 3"

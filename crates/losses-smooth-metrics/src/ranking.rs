@@ -62,18 +62,17 @@ pub fn smooth_ap(embeddings: &Tensor, labels: &Tensor, tau: f64) -> Result<Tenso
     check::temperature("tau", tau)?;
     inputs(embeddings, labels)?;
     let k = embeddings.kind();
-    let b = embeddings.size()[0];
-    let s = cosine(embeddings);
-    // d[i, j, k] = s_ik - s_ij.
+    // d[i, j, k] = (s_ik - s_ij) / tau, from the scaled similarities (one [B, B, B] op).
+    let s = cosine(embeddings) / tau;
     let d = s.unsqueeze(1) - s.unsqueeze(2);
-    let g = (d / tau).clamp(-EXPONENT_CLAMP, EXPONENT_CLAMP).sigmoid();
-    let not_self: Tensor = 1.0 - Tensor::eye(b, (k, embeddings.device()));
-    let g = g * not_self.unsqueeze(0);
+    let g = d.clamp(-EXPONENT_CLAMP, EXPONENT_CLAMP).sigmoid();
     let pos = same_class(labels, k);
-    let r_all = g.sum_dim_intlist([2i64].as_slice(), false, k) + 1.0;
-    let r_pos = (&g * pos.unsqueeze(1)).sum_dim_intlist([2i64].as_slice(), false, k) + 1.0;
-    let per_query =
-        (r_pos / r_all * &pos).sum_dim_intlist([1i64].as_slice(), false, k) / pos.sum_dim_intlist([1i64].as_slice(), false, k);
+    // The k = j terms are sigmoid(0) = 1/2 (constant: d is identically 0 there, so they carry
+    // no gradient): `1 + sum_{k != j}` is `sum_k + 1/2`. For j in P_i, k = j is in P_i too.
+    let r_all = g.sum_dim_intlist([2i64].as_slice(), false, k) + 0.5;
+    let r_pos = g.bmm(&pos.unsqueeze(2)).squeeze_dim(2) + 0.5;
+    let per_query = (r_pos / r_all * &pos).sum_dim_intlist([1i64].as_slice(), false, k)
+        / pos.sum_dim_intlist([1i64].as_slice(), false, k);
     Ok(per_query)
 }
 
@@ -112,7 +111,8 @@ pub fn average_precision(
     let ranks = Tensor::arange_start(1, hits.size()[1] + 1, (Kind::Double, s.device()));
     let precision_at_hit = hits.cumsum(1, Kind::Double) / ranks.unsqueeze(0) * &hits;
     let n_pos = hits.sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
-    let ap = precision_at_hit.sum_dim_intlist([1i64].as_slice(), false, Kind::Double) / n_pos.clamp_min(1.0);
+    let ap = precision_at_hit.sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+        / n_pos.clamp_min(1.0);
     Ok(Vec::<f64>::try_from(&ap)?)
 }
 

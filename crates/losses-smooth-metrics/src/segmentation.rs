@@ -173,7 +173,9 @@ fn softmax_flat(p: &Tensor, y: &Tensor, classes: &Classes, list: &Option<Vec<i64
         (_, Some(l)) => l.clone(),
         (Classes::All, _) => (0..c).collect(),
         _ => {
-            let present = fg.sum_dim_intlist([1i64].as_slice(), false, Kind::Double).gt(0.0);
+            let present = fg
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+                .gt(0.0);
             Vec::<i64>::try_from(&present.nonzero().squeeze_dim(1)).unwrap_or_default()
         }
     };
