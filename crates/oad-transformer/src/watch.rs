@@ -6,9 +6,9 @@
 //! rest between two sets (and before the first and after the last): `gap_seconds` long (drawn
 //! per gap from a seeded generator), the signal blending linearly from the last sample of one
 //! set to the first of the next plus Gaussian noise of `rest_noise` times each channel's
-//! standard deviation. Rest samples are the background class 0, a set's samples its exercise
-//! + 1. The set boundaries, the exercises and every sample inside a set are the recordings'
-//!   own; only the rests are synthesised.
+//! standard deviation. Rest samples are the background class 0, a set's samples the class
+//! `exercise + 1`. The set boundaries, the exercises and every sample inside a set are the
+//! recordings' own; only the rests are synthesised.
 //!
 //! Frames are fixed windows of the raw signal, `window` samples ending at the frame, every
 //! `hop` samples (causal: a frame sees only the past); a frame's feature is, per channel, the

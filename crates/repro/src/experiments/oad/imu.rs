@@ -49,9 +49,9 @@ fn plan(mode: Mode) -> Plan {
         },
         _ => Plan {
             seeds: 3,
-            epochs: 6,
+            epochs: 4,
             batch_size: 64,
-            train_stride: 2,
+            train_stride: 3,
             test_stride: 1,
             models: 4,
         },
