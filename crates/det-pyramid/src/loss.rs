@@ -108,7 +108,7 @@ mod tests {
         assert!(giou_loss_sum(&a, &a).double_value(&[]).abs() < 1e-5);
         let far = &a + 100.0;
         let g = Vec::<f32>::try_from(giou_elementwise(&a, &far)).unwrap();
-        assert!(g.iter().all(|&v| v < -0.9 && v >= -1.0));
+        assert!(g.iter().all(|&v| (-1.0..-0.9).contains(&v)));
         let z = Tensor::zeros([2, 4], (Kind::Float, Device::Cpu));
         let d = Tensor::from_slice(&[0.05f32, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]).view([2, 4]);
         let s = smooth_l1_sum(&d, &z, 0.1).double_value(&[]);

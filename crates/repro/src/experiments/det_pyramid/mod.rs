@@ -54,7 +54,7 @@ pub fn claims() -> Vec<Claim> {
                 Bound::at_least(RECOVERED, 0.5).percent(),
                 Bound::at_least(COST, 2.0).unit("x"),
             ])
-            .note("reduced ResNet-18 (width 16), 128 px inputs, same steps for every variant"),
+            .note("reduced ResNet-18 (width 8), 128 px inputs, 150 AdamW steps for every variant"),
             smoke_tolerance: Some(
                 Tolerance::new([Bound::holds(APS_VALID), Bound::above(COST, 1.0).unit("x")])
                     .note("a few steps on tiny sets: the pipeline runs, the pyramid costs more"),
@@ -94,7 +94,7 @@ pub fn claims() -> Vec<Claim> {
 fn mnist_config(ctx: &Ctx) -> MnistDetConfig {
     let (train, test) = match ctx.mode {
         Mode::Smoke => (16, 8),
-        _ => (400, 100),
+        _ => (300, 100),
     };
     let side = if ctx.mode == Mode::Smoke { 96 } else { 128 };
     MnistDetConfig {
@@ -115,12 +115,12 @@ fn mnist_config(ctx: &Ctx) -> MnistDetConfig {
 fn budget(ctx: &Ctx) -> Budget {
     let smoke = ctx.mode == Mode::Smoke;
     Budget {
-        width: if smoke { 8 } else { 16 },
-        channels: if smoke { 16 } else { 32 },
+        width: 8,
+        channels: 16,
         head_convs: 2,
         anchor_base: 12.0,
         trident_ranges: vec![(-1.0, 24.0), (12.0, 48.0), (32.0, -1.0)],
-        steps: if smoke { 3 } else { 250 },
+        steps: if smoke { 3 } else { 150 },
         batch_size: 8,
         lr: 2e-3,
         size: if smoke { 96 } else { 128 },
