@@ -10,7 +10,6 @@
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde_json::json;
-use tch::Device;
 
 use contrastive_nce::benchmark::{self, BenchmarkConfig, LevelStats, Trace};
 use contrastive_nce::{CriticConfig, CriticKind, Estimator};
@@ -123,11 +122,8 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
         .map(|c| c.levels.len() * c.steps_per_level * ests.len())
         .sum();
     // The kernels of a 64-sample batch are too small to split: one thread avoids the
-    // synchronisation cost (several-fold on a loaded machine); restored afterwards.
-    let threads = tch::get_num_threads();
-    if ctx.device == Device::Cpu {
-        tch::set_num_threads(1);
-    }
+    // synchronisation cost (several-fold on a loaded machine); restored when the claim ends.
+    let _threads = super::OneThread::on(ctx.device);
     let bar = train_kit::progress_bar(total as u64, "nce.mi-bounds: training critics");
     let mut runs = Vec::new();
     let result = (|| -> Result<()> {
@@ -154,7 +150,6 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
         Ok(())
     })();
     bar.finish_and_clear();
-    tch::set_num_threads(threads);
     result?;
 
     let main = &runs
