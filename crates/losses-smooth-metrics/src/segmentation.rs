@@ -261,9 +261,7 @@ pub fn soft_iou(logits: &Tensor, labels: &Tensor, tau: f64, classes: &Classes) -
         .collect();
     // A class absent from the labels: 1 - max p (its Lovasz value), -> 1 if never predicted.
     let absent = 1.0 - p.amax([0], false);
-    let per_class =
-        inter.where_self(&gts.gt(0.0), &Tensor::zeros_like(&inter)) / union.clamp_min(1e-12);
-    let per_class = per_class.where_self(&gts.gt(0.0), &absent);
+    let per_class = (inter / union.clamp_min(1e-12)).where_self(&gts.gt(0.0), &absent);
     let keep = selected(classes, c, &present)?;
     if keep.is_empty() {
         return Ok(p.sum(k) * 0.0 + 1.0);
