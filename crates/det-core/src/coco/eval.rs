@@ -157,7 +157,7 @@ fn descending_key(score: f64) -> u64 {
 /// done once: sorting by (score descending, concatenation index) with an unstable sort is the
 /// stable sort, and the order is the same for every area range (the records of an image exist
 /// for all or none of them; their scores do not depend on the range).
-fn sort_category(per_img: &[(Vec<&Gt>, Vec<&Dt>, Array2<f64>)]) -> Sorted {
+fn sort_category(per_img: &[(&[Gt], &[Dt], Array2<f64>)]) -> Sorted {
     let mut offset = Vec::with_capacity(per_img.len() + 1);
     let mut keyed = Vec::new();
     let mut rank_of = Vec::new();
@@ -272,33 +272,33 @@ pub fn evaluate(gt: &CocoDataset, dt: &[CocoDetection], params: &CocoParams) -> 
             }
         }
     }
+    // Contiguous per (category, image), in input order; detections then sorted by score with a
+    // stable sort (argsort(-score, kind='mergesort')) within each image.
     let (gt_start, gt_items) = group(&gt_keys, n_k * n_i);
-    let (dt_start, dt_items) = group(&dt_keys, n_k * n_i);
+    let gts: Vec<Gt> = gt_items.iter().map(|&x| gts[x as usize]).collect();
+    let (dt_start, mut dt_items) = group(&dt_keys, n_k * n_i);
+    for w in dt_start.windows(2) {
+        dt_items[w[0]..w[1]].sort_by(|&a, &b| {
+            dts[b as usize]
+                .score
+                .partial_cmp(&dts[a as usize].score)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+    let dts: Vec<Dt> = dt_items.iter().map(|&x| dts[x as usize]).collect();
 
     let max_det = params.max_det();
     let t_n = params.iou_thrs.len();
     // One category: images in ascending id order, detections sorted and cut, IoU matrices,
     // one global score order, the matching for every area range, the accumulation.
     let evaluate_category = |k: usize| -> CatResult {
-        let mut per_img: Vec<(Vec<&Gt>, Vec<&Dt>, Array2<f64>)> = Vec::with_capacity(n_i);
+        let mut per_img: Vec<(&[Gt], &[Dt], Array2<f64>)> = Vec::with_capacity(n_i);
         for i in 0..n_i {
             let row = k * n_i + i;
-            let g: Vec<&Gt> = gt_items[gt_start[row]..gt_start[row + 1]]
-                .iter()
-                .map(|&x| &gts[x as usize])
-                .collect();
-            let mut d: Vec<&Dt> = dt_items[dt_start[row]..dt_start[row + 1]]
-                .iter()
-                .map(|&x| &dts[x as usize])
-                .collect();
-            // Stable descending sort (argsort(-score, kind='mergesort')).
-            d.sort_by(|a, b| {
-                b.score
-                    .partial_cmp(&a.score)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-            d.truncate(max_det);
-            let ious = compute_iou(&d, &g);
+            let g = &gts[gt_start[row]..gt_start[row + 1]];
+            let (d0, d1) = (dt_start[row], dt_start[row + 1]);
+            let d = &dts[d0..d1.min(d0 + max_det)];
+            let ious = compute_iou(d, g);
             per_img.push((g, d, ious));
         }
         let sorted = sort_category(&per_img);

@@ -41,6 +41,7 @@ pub struct EvalImage {
 }
 
 /// One ground-truth annotation as the evaluator sees it.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Gt {
     pub id: i64,
     pub bbox: [f64; 4],
@@ -49,6 +50,7 @@ pub(super) struct Gt {
 }
 
 /// One detection as the evaluator sees it (`id` = results index + 1, as `loadRes`).
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Dt {
     pub id: i64,
     pub bbox: [f64; 4],
@@ -75,7 +77,7 @@ fn bb_iou(d: &[f64; 4], g: &[f64; 4], crowd: bool) -> f64 {
 
 /// `computeIoU`: the `D x G` IoU matrix of one image and category, ground truth in its
 /// original order.
-pub(super) fn compute_iou(dts: &[&Dt], gts: &[&Gt]) -> Array2<f64> {
+pub(super) fn compute_iou(dts: &[Dt], gts: &[Gt]) -> Array2<f64> {
     Array2::from_shape_fn((dts.len(), gts.len()), |(d, g)| {
         bb_iou(&dts[d].bbox, &gts[g].bbox, gts[g].crowd)
     })
@@ -116,8 +118,8 @@ impl Matcher {
     pub(super) fn run(
         &mut self,
         p: &CocoParams,
-        gts: &[&Gt],
-        dts: &[&Dt],
+        gts: &[Gt],
+        dts: &[Dt],
         ious: &Array2<f64>,
         a_rng: [f64; 2],
     ) {
@@ -206,8 +208,8 @@ impl Matcher {
         &self,
         p: &CocoParams,
         ids: (i64, i64),
-        gts: &[&Gt],
-        dts: &[&Dt],
+        gts: &[Gt],
+        dts: &[Dt],
         a_rng: [f64; 2],
     ) -> EvalImage {
         EvalImage {
