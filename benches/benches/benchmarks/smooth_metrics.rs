@@ -1,6 +1,9 @@
 //! losses-smooth-metrics: every loss forward + backward on a typical batch (the gradient with
 //! respect to the scores), beside the cross-entropy it replaces late in training.
 
+// A bench on fixed, valid inputs: a failing loss is a bug to stop on.
+#![allow(clippy::expect_used)]
+
 use benches::{bench_device, device_label, sync};
 use criterion::{BenchmarkId, Criterion};
 use losses_smooth_metrics::{self as lsm, Average, Classes, LovaszSoftmax, SigmoidF1};
