@@ -295,7 +295,7 @@ mod tests {
         let signals = |n: i64| {
             let t = Tensor::arange(128, (Kind::Float, Device::Cpu)).view([1, 1, 128]);
             let f = Tensor::rand([n, 6, 1], (Kind::Float, Device::Cpu)) * 0.3 + 0.05;
-            let ph = Tensor::rand([n, 6, 1], (Kind::Float, Device::Cpu)) * 6.28;
+            let ph = Tensor::rand([n, 6, 1], (Kind::Float, Device::Cpu)) * std::f64::consts::TAU;
             (t * f + ph).sin()
         };
         let mut opt = nn::Adam::default().build(&vs, 2e-3).unwrap();

@@ -377,9 +377,9 @@ mod tests {
         let s = scores(5, 4);
         let loo = log_loomean(&s).unwrap();
         let rows: Vec<Vec<f64>> = Vec::try_from(&s).unwrap();
-        for i in 0..5 {
+        for (i, row) in rows.iter().enumerate() {
             for j in 0..5 {
-                let sum: f64 = (0..5).filter(|&k| k != j).map(|k| rows[i][k].exp()).sum();
+                let sum: f64 = (0..5).filter(|&k| k != j).map(|k| row[k].exp()).sum();
                 let want = (sum / 4.0).ln();
                 assert!((loo.double_value(&[i as i64, j as i64]) - want).abs() < 1e-10);
             }

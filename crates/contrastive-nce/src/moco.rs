@@ -144,7 +144,7 @@ pub fn split_forward(
             "a batch of {n} does not split into {splits} equal sub-batches"
         )));
     }
-    let outs: Vec<Tensor> = x.chunk(splits, 0).iter().map(|c| f(c)).collect();
+    let outs: Vec<Tensor> = x.chunk(splits, 0).iter().map(f).collect();
     Ok(Tensor::cat(&outs, 0))
 }
 
