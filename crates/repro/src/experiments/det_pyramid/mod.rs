@@ -128,6 +128,9 @@ fn budget(ctx: &Ctx) -> Budget {
     }
 }
 
+/// Named training logs (`metrics.jsonl`).
+type Logs = Vec<(String, std::path::PathBuf)>;
+
 /// One row of the table.
 #[derive(Debug, Clone, serde::Serialize)]
 struct Row {
@@ -168,7 +171,7 @@ fn compare(
     train: Arc<dyn DetectionSet>,
     test: Arc<dyn DetectionSet>,
     b: &Budget,
-) -> Result<(Vec<Row>, Vec<(String, std::path::PathBuf)>)> {
+) -> Result<(Vec<Row>, Logs)> {
     let classes = train.categories().len() as i64;
     let mut rows = Vec::new();
     let mut logs = Vec::new();

@@ -4,6 +4,7 @@
 //! TridentNet-Fast).
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -74,14 +75,14 @@ pub struct Trained {
     /// The detector.
     pub model: RetinaNet,
     /// The TridentNet backbone's fast switch, when the variant has one.
-    pub trident: Option<Arc<TridentNet>>,
+    pub trident: Option<Rc<TridentNet>>,
     /// The training log.
     pub metrics: PathBuf,
     /// Seconds of training.
     pub seconds: f64,
 }
 
-struct SharedTrident(Arc<TridentNet>);
+struct SharedTrident(Rc<TridentNet>);
 
 impl det_pyramid::Backbone for SharedTrident {
     fn features(&self, x: &tch::Tensor, train: bool) -> det_pyramid::Result<det_pyramid::Pyramid> {
@@ -144,8 +145,8 @@ pub fn build(variant: Variant, b: &Budget, classes: i64, device: Device) -> Resu
                 .collect::<det_pyramid::Result<_>>()?;
             cfg.anchors = one_level(3);
             cfg.level_ranges = tc.ranges.clone();
-            let t = Arc::new(TridentNet::new(&(vs.root() / "backbone"), &tc)?);
-            trident = Some(Arc::clone(&t));
+            let t = Rc::new(TridentNet::new(&(vs.root() / "backbone"), &tc)?);
+            trident = Some(Rc::clone(&t));
             Box::new(SharedTrident(t))
         }
     };
