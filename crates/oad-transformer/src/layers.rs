@@ -9,9 +9,9 @@
 //!   feed-forward of two 1x1 convolutions with GELU, stored as `self_attention.{query,key,value,
 //!   out}_projection`, `cross_attention.*`, `conv1`, `conv2`, `norm1..3`.
 //!
-//! Attention runs through libtorch's `scaled_dot_product_attention` (the fused CPU kernel, flash
-//! on CUDA); it equals the official `softmax(q k^T / sqrt(d)) v` with the same dropout on the
-//! attention map (`attn_drop`, `FullAttention.dropout`).
+//! Attention is the official `softmax(q k^T / sqrt(d)) v` with dropout on the attention map
+//! (`attn_drop`, `FullAttention.dropout`); without dropout (inference) it runs through libtorch's
+//! fused `scaled_dot_product_attention` (flash on CUDA).
 
 use tch::nn::{self, Init};
 use tch::Tensor;
@@ -61,6 +61,36 @@ fn merge(x: &Tensor) -> Tensor {
     x.transpose(1, 2).reshape([s[0], s[2], s[1] * s[3]])
 }
 
+/// `softmax(q k^T / sqrt(d)) v` over heads `[B, H, N, d]`, causal when asked (query `i` sees
+/// keys `0..=i`), with dropout `p` on the attention map in training. Without dropout it is
+/// libtorch's fused `scaled_dot_product_attention`; with dropout the map is written out as the
+/// official code does (the fused CPU kernels do not drop, and their fallback is slower).
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, p: f64, train: bool, causal: bool) -> Tensor {
+    if !(train && p > 0.0) {
+        return Tensor::scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            None::<Tensor>,
+            0.0,
+            causal,
+            None,
+            false,
+        );
+    }
+    let d = q.size()[3] as f64;
+    let mut scores = (q * d.powf(-0.5)).matmul(&k.transpose(-2, -1));
+    if causal {
+        let (l, s) = (q.size()[2], k.size()[2]);
+        let mask = Tensor::ones([l, s], (tch::Kind::Bool, q.device())).triu(1);
+        scores = scores.masked_fill(&mask, f64::NEG_INFINITY);
+    }
+    scores
+        .softmax(-1, scores.kind())
+        .dropout(p, train)
+        .matmul(v)
+}
+
 /// One pre-norm encoder layer (`Residual(PreNormDrop(SelfAttention))`,
 /// `Residual(PreNorm(FeedForward))`).
 #[derive(Debug)]
@@ -104,9 +134,7 @@ impl EncoderLayer {
             .view([b, n, 3, self.heads, c / self.heads])
             .permute([2, 0, 3, 1, 4]);
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
-        let p = if train { self.attn_dropout } else { 0.0 };
-        let a =
-            Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, p, false, None, false);
+        let a = attend(&q, &k, &v, self.attn_dropout, train, false);
         // SelfAttention's proj_drop (attn_dropout_rate), then PreNormDrop's dropout.
         let a = merge(&a)
             .apply(&self.proj)
@@ -151,18 +179,8 @@ impl AttentionLayer {
         let q = heads(&x.apply(&self.q), self.heads);
         let k = heads(&memory.apply(&self.k), self.heads);
         let v = heads(&memory.apply(&self.v), self.heads);
-        let p = if train { dropout } else { 0.0 };
-        // TriangularCausalMask: query i sees keys 0..=i (is_causal, top-left aligned).
-        let a = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            None::<Tensor>,
-            p,
-            self.causal,
-            None,
-            false,
-        );
+        // TriangularCausalMask: query i sees keys 0..=i (top-left aligned).
+        let a = attend(&q, &k, &v, dropout, train, self.causal);
         merge(&a).apply(&self.out)
     }
 }
@@ -231,5 +249,26 @@ impl DecoderLayer {
         let y = self.conv1.forward(&x).gelu("none").dropout(p, train);
         let y = self.conv2.forward(&y).dropout(p, train);
         (x + y).apply(&self.norm3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn the_written_out_attention_equals_the_fused_one() {
+        let r = |s: [i64; 4]| Tensor::randn(s, (Kind::Float, Device::Cpu));
+        let (q, k, v) = (r([2, 3, 5, 4]), r([2, 3, 5, 4]), r([2, 3, 5, 4]));
+        for causal in [false, true] {
+            let fused = attend(&q, &k, &v, 0.0, false, causal);
+            // A vanishing dropout takes the written-out path without dropping anything.
+            let explicit = attend(&q, &k, &v, 1e-12, true, causal);
+            assert!(
+                fused.allclose(&explicit, 1e-5, 1e-6, false),
+                "causal {causal}"
+            );
+        }
     }
 }
