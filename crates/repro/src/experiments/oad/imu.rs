@@ -42,9 +42,9 @@ fn plan(mode: Mode) -> Plan {
         Mode::Smoke => Plan {
             seeds: 1,
             epochs: 1,
-            batch_size: 32,
-            train_stride: 12,
-            test_stride: 4,
+            batch_size: 16,
+            train_stride: 24,
+            test_stride: 8,
             models: 3,
         },
         _ => Plan {

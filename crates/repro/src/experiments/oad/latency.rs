@@ -24,7 +24,7 @@ pub(crate) const STREAM_DIFF: &str = "max |live - batched| logit";
 
 pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
     let (warmup, frames) = match ctx.mode {
-        Mode::Smoke => (1usize, 5usize),
+        Mode::Smoke => (1usize, 3usize),
         _ => (5, 80),
     };
     let device = ctx.device;
