@@ -177,7 +177,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
             ytr = ytr.index_select(0, &idx);
             (vec![4], 1)
         }
-        _ => (vec![1, 2, 4, 8], 8),
+        _ => (vec![1, 2, 4, 8], 5),
     };
     // Small kernels (64 channels, GRU 64): one thread avoids the synchronisation cost that
     // dominates on a shared machine; restored when the claim ends.
