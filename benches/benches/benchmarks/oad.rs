@@ -3,6 +3,9 @@
 //! batched model on the last window and against a GRU step, at the THUMOS'14 size; and one
 //! training step (batch 128, THUMOS'14 configuration; 16 on the CPU to keep the bench short).
 
+// A bench that cannot build its model has nothing to time: a panic is the report.
+#![allow(clippy::expect_used)]
+
 use benches::{bench_device, device_label, sync};
 use criterion::{BenchmarkId, Criterion};
 use std::time::{Duration, Instant};
