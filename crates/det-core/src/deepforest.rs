@@ -79,7 +79,12 @@ impl DeepForest {
         let mut images = Vec::new();
         for f in files {
             let ann = VocAnnotation::read(&dir.join(f))?;
-            let image = dir.join(&ann.filename);
+            let mut image = dir.join(&ann.filename);
+            // The package's OSBS_029.xml names OSBS_029.tif; the wheel ships OSBS_029.png.
+            let png = image.with_extension("png");
+            if !image.is_file() && png.is_file() {
+                image = png;
+            }
             let (width, height) = match ann.size {
                 Some((w, h, _)) => (w, h),
                 None => image::image_dimensions(&image)

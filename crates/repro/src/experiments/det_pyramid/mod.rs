@@ -259,14 +259,7 @@ fn deepforest(ctx: &Ctx) -> Result<(Arc<dyn DetectionSet>, Arc<dyn DetectionSet>
     let dir = datasets::fetch::ensure("deepforest", ctx.data_root.as_deref())?;
     use det_core::deepforest::Split;
     let open = |split| -> Result<DeepForestSet> {
-        let mut forest = det_core::deepforest::DeepForest::open(&dir, split)?;
-        // OSBS_029.xml names OSBS_029.tif; the package ships the PNG.
-        for im in &mut forest.images {
-            let png = im.image.with_extension("png");
-            if !im.image.is_file() && png.is_file() {
-                im.image = png;
-            }
-        }
+        let forest = det_core::deepforest::DeepForest::open(&dir, split)?;
         let overlap = if split == Split::Train { 32 } else { 0 };
         Ok(DeepForestSet::new(forest, 128, overlap, 0.4)?)
     };
