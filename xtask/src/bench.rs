@@ -150,6 +150,69 @@ pub const CPU_CASES: &[Case] = &[
         ],
         twin_args: &[],
     },
+    Case {
+        label: "Lovasz-Softmax fwd+bwd, 8x21x128x128, f32, CPU (vs smp's copy of Berman's)",
+        max_rounds: usize::MAX,
+        bin: "smooth_metrics_bench",
+        script: "benches/python/smooth_metrics_bench.py",
+        args: &[
+            "--model", "lovasz_softmax", "--batch", "8", "--iters", "5", "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "Smooth-AP fwd+bwd, 256 x 128 (16 per class), f32, CPU (vs pytorch-metric-learning)",
+        max_rounds: usize::MAX,
+        bin: "smooth_metrics_bench",
+        script: "benches/python/smooth_metrics_bench.py",
+        args: &[
+            "--model", "smooth_ap", "--batch", "256", "--iters", "10", "--warmup", "2",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "det-pyramid ResNet-50 + FPN forward, 2x3x512x512, f32, CPU (vs torchvision)",
+        max_rounds: usize::MAX,
+        bin: "det_pyramid_bench",
+        script: "benches/python/det_pyramid_bench.py",
+        args: &[
+            "--model", "r50", "--mode", "fpn", "--batch", "2", "--size", "512", "--iters", "5",
+            "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "det-pyramid RetinaNet R50-FPN training step, 2x3x512x512, f32, CPU (vs torchvision)",
+        max_rounds: usize::MAX,
+        bin: "det_pyramid_bench",
+        script: "benches/python/det_pyramid_bench.py",
+        args: &[
+            "--model", "r50", "--mode", "train", "--batch", "2", "--size", "512", "--iters", "3",
+            "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "OadTR live frame (ring buffer), THUMOS'14 size, f32, CPU (vs the official model)",
+        max_rounds: usize::MAX,
+        bin: "oad_bench",
+        script: "benches/python/oad_bench.py",
+        args: &[
+            "--model", "thumos_tsn", "--mode", "stream", "--iters", "10", "--warmup", "2",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "OadTR training step, THUMOS'14 config, batch 128, f32, CPU (vs the official model)",
+        max_rounds: 1,
+        bin: "oad_bench",
+        script: "benches/python/oad_bench.py",
+        args: &[
+            "--model", "thumos_tsn", "--mode", "train", "--batch", "128", "--iters", "2",
+            "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
 ];
 
 pub fn cmd(opts: &Opts) -> Result<()> {
