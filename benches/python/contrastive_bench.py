@@ -96,7 +96,7 @@ def mi_benchmark(a, seed):
             opt.zero_grad(set_to_none=True)
             (-v).backward()
             opt.step()
-            float(v)  # the Rust side reads each step's estimate
+            float(v.detach())  # the Rust side reads each step's estimate
 
 
 def main():
