@@ -213,6 +213,25 @@ pub const CPU_CASES: &[Case] = &[
         ],
         twin_args: &[],
     },
+    Case {
+        label: "MI benchmark, InfoNCE, separable critic, 5 levels x 400 steps, CPU",
+        max_rounds: 3,
+        bin: "contrastive_bench",
+        script: "benches/python/contrastive_bench.py",
+        args: &[
+            "--model", "mi", "--batch", "64", "--estimator", "infonce", "--steps-per-level",
+            "400", "--iters", "1", "--warmup", "0",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "SimCLR NT-Xent step, MLP 784-512-128 encoder, batch 256, CPU",
+        max_rounds: usize::MAX,
+        bin: "contrastive_bench",
+        script: "benches/python/contrastive_bench.py",
+        args: &["--model", "ntxent", "--batch", "256", "--iters", "20", "--warmup", "3"],
+        twin_args: &[],
+    },
 ];
 
 pub fn cmd(opts: &Opts) -> Result<()> {
