@@ -67,7 +67,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
     let test_set = WindowSet::new(&test, spec, cfg.num_classes, cfg.ambiguous_class)?;
     tch::manual_seed(20 + ctx.seed as i64);
     let mut vs = nn::VarStore::new(ctx.device);
-    let det = Detector::Oad(OadTR::new(&vs.root(), &cfg)?);
+    let det = Detector::Oad(Box::new(OadTR::new(&vs.root(), &cfg)?));
     let recipe = Recipe {
         epochs: 4,
         batch_size: 128,

@@ -71,10 +71,13 @@ fn build(name: &str, vs: &nn::VarStore, cfg: &OadConfig) -> Result<Detector> {
         dropout: 0.1,
     };
     Ok(match name {
-        "OadTR" => Detector::Oad(OadTR::new(&vs.root(), cfg)?),
-        "encoder only" => Detector::Oad(OadTR::new(&vs.root(), &cfg.encoder_only())?),
-        "GRU" => Detector::Rnn(RnnBaseline::new(&vs.root(), &rnn(CellKind::Gru))?),
-        _ => Detector::Rnn(RnnBaseline::new(&vs.root(), &rnn(CellKind::Lstm))?),
+        "OadTR" => Detector::Oad(Box::new(OadTR::new(&vs.root(), cfg)?)),
+        "encoder only" => Detector::Oad(Box::new(OadTR::new(&vs.root(), &cfg.encoder_only())?)),
+        "GRU" => Detector::Rnn(Box::new(RnnBaseline::new(&vs.root(), &rnn(CellKind::Gru))?)),
+        _ => Detector::Rnn(Box::new(RnnBaseline::new(
+            &vs.root(),
+            &rnn(CellKind::Lstm),
+        )?)),
     })
 }
 

@@ -84,9 +84,9 @@ pub fn claims() -> Vec<Claim> {
 /// OadTR or a recurrent baseline, behind one forward.
 pub(crate) enum Detector {
     /// OadTR (with or without its decoder).
-    Oad(OadTR),
+    Oad(Box<OadTR>),
     /// A GRU or LSTM.
-    Rnn(RnnBaseline),
+    Rnn(Box<RnnBaseline>),
 }
 
 impl Detector {
