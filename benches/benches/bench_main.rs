@@ -16,6 +16,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = benchmarks::adamw::adamw_step, benchmarks::vit::attention, benchmarks::vit::forward, benchmarks::det::nms_cpu, benchmarks::det::coco_eval_cpu, benchmarks::mae::train_step, benchmarks::mae::masking, benchmarks::mae::rand_augment, benchmarks::det_pyramid::all, benchmarks::contrastive::all, benchmarks::smooth_metrics::all, benchmarks::oad::all
+    targets = benchmarks::adamw::adamw_step, benchmarks::vit::attention, benchmarks::vit::forward, benchmarks::det::nms_cpu, benchmarks::det::coco_eval_cpu, benchmarks::mae::train_step, benchmarks::mae::masking, benchmarks::mae::rand_augment, benchmarks::det_pyramid::all, benchmarks::contrastive::all, benchmarks::smooth_metrics::all, benchmarks::oad::all, benchmarks::anchorfree::all, benchmarks::yolo::all
 }
 criterion_main!(benches);

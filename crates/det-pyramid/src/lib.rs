@@ -23,6 +23,7 @@ pub mod levels;
 pub mod loss;
 pub mod resnet;
 pub mod retinanet;
+pub mod sliding;
 pub mod trident;
 pub mod weights;
 

@@ -1,6 +1,7 @@
 //! One module per paper claim, the registry of them all, and what their MNIST classifiers share
 //! ([`mnist`]).
 
+pub mod anchorfree;
 pub mod basics_bias;
 pub mod contrastive;
 pub mod det_pyramid;
@@ -10,6 +11,7 @@ pub mod oad;
 pub mod rf;
 pub mod smooth_metrics;
 pub mod vit;
+pub mod yolo;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +27,8 @@ pub fn registry() -> Vec<Claim> {
     all.extend(contrastive::claims());
     all.extend(smooth_metrics::claims());
     all.extend(oad::claims());
+    all.extend(anchorfree::claims());
+    all.extend(yolo::claims());
     all
 }
 

@@ -6,7 +6,7 @@
 //! pyramid reuses the trained FPN detector at test time (SNIP-style: the extra scale reports
 //! small objects only).
 
-mod train;
+pub(crate) mod train;
 
 use std::sync::Arc;
 
@@ -91,7 +91,7 @@ pub fn claims() -> Vec<Claim> {
     ]
 }
 
-fn mnist_config(ctx: &Ctx) -> MnistDetConfig {
+pub(crate) fn mnist_config(ctx: &Ctx) -> MnistDetConfig {
     let (train, test) = match ctx.mode {
         Mode::Smoke => (16, 8),
         _ => (200, 80),
@@ -112,7 +112,7 @@ fn mnist_config(ctx: &Ctx) -> MnistDetConfig {
     }
 }
 
-fn budget(ctx: &Ctx) -> Budget {
+pub(crate) fn budget(ctx: &Ctx) -> Budget {
     let smoke = ctx.mode == Mode::Smoke;
     Budget {
         width: 8,
@@ -255,7 +255,7 @@ fn speed_plot(ctx: &Ctx, rows: &[Row], file: &str, title: &str) -> Result<()> {
     Ok(())
 }
 
-fn deepforest(ctx: &Ctx) -> Result<(Arc<dyn DetectionSet>, Arc<dyn DetectionSet>)> {
+pub(crate) fn deepforest(ctx: &Ctx) -> Result<(Arc<dyn DetectionSet>, Arc<dyn DetectionSet>)> {
     let dir = datasets::fetch::ensure("deepforest", ctx.data_root.as_deref())?;
     use det_core::deepforest::Split;
     let open = |split| -> Result<DeepForestSet> {

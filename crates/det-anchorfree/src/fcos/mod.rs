@@ -1,0 +1,1 @@
+//! FCOS: per-level regression ranges, centre-ness, IoU loss (work in progress).
