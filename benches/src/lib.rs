@@ -176,6 +176,60 @@ impl StepArgs {
     }
 }
 
+/// The flags every side-by-side binary takes (clap, so each has `--help`), flattened into the
+/// binary's own parser: `--model --batch --device cpu|cuda --dtype f32|bf16 --iters --warmup
+/// --threads`. `--model` and `--batch` default per binary ([`StepFlags::resolve`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StepFlags {
+    /// Model preset (the binary's default when omitted).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Items per step (the binary's default when omitted).
+    #[arg(long)]
+    pub batch: Option<i64>,
+    /// auto | cpu | cuda | cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: Device,
+    /// f32, or bf16 (CUDA autocast with bfloat16, as `torch.autocast("cuda", torch.bfloat16)`).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+    pub dtype: String,
+    /// Timed steps.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub iters: u64,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u64,
+    /// libtorch's CPU threads (libtorch's default when omitted).
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
+impl StepFlags {
+    /// The settings with this binary's default `model` and `batch` filled in; applies
+    /// `--threads` and checks that CUDA is there when asked for.
+    pub fn resolve(self, model: &str, batch: i64) -> anyhow::Result<StepArgs> {
+        let a = StepArgs {
+            model: self.model.unwrap_or_else(|| model.to_owned()),
+            batch: self.batch.unwrap_or(batch),
+            device: self.device,
+            bf16: parse_bf16(&self.dtype)?,
+            iters: self.iters as usize,
+            warmup: self.warmup as usize,
+            threads: self.threads,
+        };
+        if a.batch < 1 {
+            anyhow::bail!("--batch must be >= 1, got {}", a.batch);
+        }
+        if let Some(t) = a.threads {
+            tch::set_num_threads(t);
+        }
+        if a.device != Device::Cpu && !tch::Cuda::is_available() {
+            anyhow::bail!("--device cuda but CUDA is not available to libtorch");
+        }
+        Ok(a)
+    }
+}
+
 /// `--device` of the side-by-side binaries: train-kit's parser (`auto|cpu|cuda|cuda:N`).
 pub fn parse_device(s: &str) -> anyhow::Result<Device> {
     Ok(train_kit::parse_device(s)?)

@@ -85,11 +85,15 @@ pub fn readme(repro: &str, tests: &[(String, &Artifact)], torch: &str) -> String
     let _ = writeln!(
         s,
         "  {:<40} side-by-side benches (twins in scripts/)",
-        "vit_bench, mae_bench"
+        "vit_bench, mae_bench, gpu_check"
     );
     let _ = writeln!(
         s,
-        "GPU comparisons against PyTorch on the same card: scripts/vit_gpu.sh, scripts/mae_gpu.sh"
+        "Everything a lent GPU is asked for, one call (~8 min), one table last: scripts/gpu_check.sh"
+    );
+    let _ = writeln!(
+        s,
+        "GPU comparisons against PyTorch on the same card, one at a time: scripts/vit_gpu.sh, scripts/mae_gpu.sh"
     );
     let _ = writeln!(
         s,
@@ -155,10 +159,12 @@ pub fn cmd(out: &Path) -> Result<()> {
         "vit_bench",
         "--bin",
         "mae_bench",
+        "--bin",
+        "gpu_check",
         "--message-format=json-render-diagnostics",
     ]))
-    .context("building vit_bench and mae_bench")?;
-    for name in ["vit_bench", "mae_bench"] {
+    .context("building vit_bench, mae_bench and gpu_check")?;
+    for name in ["vit_bench", "mae_bench", "gpu_check"] {
         let exe =
             util::bin_executable(&bench_json, name).with_context(|| format!("{name} not built"))?;
         copy(&exe)?;
@@ -171,6 +177,7 @@ pub fn cmd(out: &Path) -> Result<()> {
         "benches/gpu/vit_gpu.sh",
         "benches/python/mae_bench.py",
         "benches/gpu/mae_gpu.sh",
+        "benches/gpu/gpu_check.sh",
     ] {
         let from = root.join(rel);
         let to = scripts.join(from.file_name().context("script name")?);

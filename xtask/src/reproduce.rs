@@ -77,21 +77,38 @@ pub fn build_repro(env: &Env, root: &Path) -> Result<PathBuf> {
     )
 }
 
-/// The repro binary that `cargo test <test_args>` builds for repro's integration tests, from
-/// cargo's JSON messages: `cargo xtask test` takes it from its `tests` stage (a no-op build)
-/// instead of `cargo build -p repro`, whose features differ from a whole-workspace test build
-/// (members' default features, dev-dependencies' features) and would rebuild half the tree.
-pub fn repro_of_test_build(env: &Env, root: &Path, test_args: &[&str]) -> Result<PathBuf> {
+/// The binaries `names` that `cargo test <test_args>` builds for integration tests, from cargo's
+/// JSON messages (a no-op build after the `tests` stage): `cargo xtask test` takes repro and the
+/// side-by-side binaries from there instead of `cargo build -p ...`, whose features differ from a
+/// whole-workspace test build (members' default features, dev-dependencies' features) and would
+/// rebuild half the tree.
+pub fn bins_of_test_build(
+    env: &Env,
+    root: &Path,
+    test_args: &[&str],
+    names: &[&str],
+) -> Result<Vec<PathBuf>> {
     let out = util::run_stdout(
         env.cargo(root)
             .arg("test")
             .args(test_args)
             .args(["--no-run", "--message-format=json-render-diagnostics"]),
     )
-    .context("finding the repro binary of the test build")?;
-    util::bin_executable(&out, "repro").context(
-        "the test build reported no `repro` executable (repro's integration tests need it)",
-    )
+    .context("finding the binaries of the test build")?;
+    names
+        .iter()
+        .map(|name| {
+            util::bin_executable(&out, name).with_context(|| {
+                format!("the test build reported no `{name}` executable (an integration test of its package needs it)")
+            })
+        })
+        .collect()
+}
+
+/// The repro binary of the test build ([`bins_of_test_build`]).
+pub fn repro_of_test_build(env: &Env, root: &Path, test_args: &[&str]) -> Result<PathBuf> {
+    let mut bins = bins_of_test_build(env, root, test_args, &["repro"])?;
+    bins.pop().context("no repro binary")
 }
 
 /// Builds and runs repro with `opts` under `env`.

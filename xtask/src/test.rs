@@ -1,13 +1,13 @@
 //! `cargo xtask test`: setup, xtask's tests with the tidy rules, the workspace's tests, the
-//! parity tests against PyTorch, the example project outside the workspace, a smoke run of every
-//! claim, then `cargo fmt --check` and clippy. Each stage is timed; a failing stage fails the
+//! parity tests against PyTorch, the example project outside the workspace, the GPU script at
+//! tiny sizes on the CPU, a smoke run of every claim, then `cargo fmt --check` and clippy. Each stage is timed; a failing stage fails the
 //! whole but the later ones still run, so that one run tells everything.
 //!
 //! Everything builds in release on purpose: `reproduce` needs release anyway, and one build of
 //! libtorch's C++ wrapper (torch-sys) takes minutes on 2 cores, so a debug build on top would
 //! double the time.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
 
 use crate::example;
@@ -81,6 +81,9 @@ const TORCH_FEATURES: &str = "det-core/tch";
 /// binary of that same build.
 const TEST_ARGS: [&str; 4] = ["--workspace", "--release", "--features", TORCH_FEATURES];
 
+/// The binaries benches/gpu/gpu_check.sh runs (benches' `cli` test makes the test build link them).
+const GPU_SCRIPT_BINS: [&str; 3] = ["vit_bench", "mae_bench", "gpu_check"];
+
 /// `cargo xtask test`: every stage, in order; the later ones run when an earlier one fails.
 pub fn cmd(references: bool) -> Result<()> {
     let total = Instant::now();
@@ -116,6 +119,23 @@ pub fn cmd(references: bool) -> Result<()> {
         )
     });
     stage(&mut stages, "example", || example::run(&env, &root));
+    // The one GPU script (benches/gpu/gpu_check.sh) at tiny sizes on the CPU, so it is known to
+    // work before a device is lent: correctness checks, timings, profile, its table.
+    stage(&mut stages, "gpu-script", || {
+        let bins = reproduce::bins_of_test_build(&env, &root, &TEST_ARGS, &GPU_SCRIPT_BINS)?;
+        let dir = bins
+            .first()
+            .and_then(|b| b.parent())
+            .context("no folder of the bench binaries")?;
+        util::run(
+            env.apply(&mut std::process::Command::new("bash"))
+                .arg(root.join("benches/gpu/gpu_check.sh"))
+                .args(["--device", "cpu"])
+                .env("CVLAB_BIN_DIR", dir)
+                .env("CVLAB_OUT_DIR", root.join("target").join("gpu-check"))
+                .current_dir(&root),
+        )
+    });
     stage(&mut stages, "smoke", || {
         let exe = reproduce::repro_of_test_build(&env, &root, &TEST_ARGS)?;
         reproduce::run_exe(

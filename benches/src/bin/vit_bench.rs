@@ -7,24 +7,28 @@
 //! forward + cross-entropy + backward + AdamW step (train-kit's flat AdamW). bf16 means CUDA
 //! autocast with bfloat16, as `torch.autocast("cuda", torch.bfloat16)`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use clap::Parser;
 use tch::{nn, Kind, Tensor};
 use vit_core::{ViTConfig, VisionTransformer};
 
+/// One side-by-side ViT timing: a no-grad forward (`infer`) or a training step (`train`).
+#[derive(Parser, Debug)]
+#[command(
+    about = "ViT forward or training step timing, the Rust half of benches/python/vit_bench.py"
+)]
+struct Cli {
+    #[command(flatten)]
+    step: benches::StepFlags,
+    /// infer: no-grad forward; train: forward + cross-entropy + backward + AdamW.
+    #[arg(long, default_value = "infer", value_parser = ["infer", "train"])]
+    mode: String,
+}
+
 fn main() -> Result<()> {
-    let mut mode = "infer".to_owned();
-    let a = benches::StepArgs::new("vit_small_patch16_224", 8).parse(|flag, value| {
-        Ok(match flag {
-            "--mode" => {
-                mode = value()?;
-                true
-            }
-            _ => false,
-        })
-    })?;
-    if !["infer", "train"].contains(&mode.as_str()) {
-        bail!("--mode: expected infer or train, got {mode}");
-    }
+    let cli = Cli::parse();
+    let mode = cli.mode;
+    let a = cli.step.resolve("vit_small_patch16_224", 8)?;
     tch::manual_seed(0);
     let cfg = ViTConfig::by_name(&a.model)?;
     let vs = nn::VarStore::new(a.device);
