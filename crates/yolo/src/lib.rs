@@ -6,7 +6,8 @@
 //! - [`loss`]: targets on the grid from a det-core batch and the sum-squared loss (paper and
 //!   darknet rules);
 //! - [`decode`]: class-specific confidences, thresholds, NMS, image coordinates, and the
-//!   [`det_pyramid::Detector`] implementation.
+//!   [`det_pyramid::Detector`] implementation;
+//! - [`train`]: the paper's warm-up-then-steps learning rate and loading trained models.
 //!
 //! See `docs/yolo.md`.
 
@@ -14,6 +15,7 @@ pub mod decode;
 pub mod error;
 pub mod loss;
 pub mod net;
+pub mod train;
 
 pub use decode::{decode, DecodeConfig, YoloDetector};
 pub use error::{Result, YoloError};
