@@ -121,22 +121,19 @@ def iou_loss(pred, target, weight, loss_type):
 
 def main(out):
     g = torch.Generator().manual_seed(14)
-    # A 96 x 128 input, strides 8 .. 128 (P3-P7), regression bounds scaled by 1/4.
+    # A 96 x 128 input, strides 8 .. 128 (P3-P7), the paper's regression bounds and the same
+    # halved (at a quarter a bound is twice the stride and centre sampling at 1.5 strides
+    # changes nothing).
     h, w = 96, 128
     strides = [8, 16, 32, 64, 128]
-    bounds = [16.0, 32.0, 64.0, 128.0]
-    locs, sizes, npl = [], [], []
-    for i, s in enumerate(strides):
-        hl, wl = (h + s - 1) // s, (w + s - 1) // s
-        loc = compute_locations_per_level(hl, wl, s)
-        lo = -1.0 if i == 0 else bounds[i - 1]
-        hi = INF if i == len(strides) - 1 else bounds[i]
+    bound_sets = {"paper": [64.0, 128.0, 256.0, 512.0], "half": [32.0, 64.0, 128.0, 256.0]}
+    locs, npl = [], []
+    for s in strides:
+        loc = compute_locations_per_level((h + s - 1) // s, (w + s - 1) // s, s)
         locs.append(loc)
-        sizes.append(torch.tensor([[lo, hi]]).expand(len(loc), 2))
         npl.append(len(loc))
     locations = torch.cat(locs)
-    sizes = torch.cat(sizes).float()
-    # Random boxes of 4 .. 90 px, two exact duplicates in area (tie break), one nested.
+    # Random boxes of 4 .. 90 px, two of equal area overlapping (tie break), one nested.
     n = 14
     wh = 4 + 86 * torch.rand(n, 2, generator=g)
     x1 = torch.rand(n, generator=g) * (w - wh[:, 0])
@@ -147,15 +144,23 @@ def main(out):
     boxes[3] = torch.tensor([20.0, 20.0, 40.0, 40.0])
     boxes = boxes.float()
     labels = torch.randint(0, 6, (n,), generator=g)
-    tensors = {"locations": locations, "sizes": sizes, "boxes": boxes, "labels": labels}
-    for radius in [0.0, 1.5]:
-        lab, reg = compute_targets_for_locations(locations, boxes, labels, sizes, strides, npl,
-                                                 radius)
-        tag = f"r{int(radius * 10)}"
-        tensors[f"labels_{tag}"] = lab
-        tensors[f"reg_{tag}"] = reg.contiguous()
-        pos = lab >= 0
-        tensors[f"ctr_{tag}"] = compute_centerness_targets(reg[pos]).contiguous()
+    tensors = {"locations": locations, "boxes": boxes, "labels": labels}
+    for name, bounds in bound_sets.items():
+        sizes = []
+        for i, loc in enumerate(locs):
+            lo = -1.0 if i == 0 else bounds[i - 1]
+            hi = INF if i == len(strides) - 1 else bounds[i]
+            sizes.append(torch.tensor([[lo, hi]]).expand(len(loc), 2))
+        sizes = torch.cat(sizes).float()
+        tensors[f"sizes_{name}"] = sizes
+        for radius in [0.0, 1.5]:
+            lab, reg = compute_targets_for_locations(locations, boxes, labels, sizes, strides,
+                                                     npl, radius)
+            tag = f"{name}_r{int(radius * 10)}"
+            tensors[f"labels_{tag}"] = lab
+            tensors[f"reg_{tag}"] = reg.contiguous()
+            pos = lab >= 0
+            tensors[f"ctr_{tag}"] = compute_centerness_targets(reg[pos]).contiguous()
     # IoU losses on positive (l, t, r, b) pairs.
     target = 1 + 40 * torch.rand(50, 4, generator=g)
     pred = 1 + 40 * torch.rand(50, 4, generator=g)
@@ -171,7 +176,7 @@ def main(out):
     tensors["focal_sum"] = sigmoid_focal_loss(logits, onehot, 0.25, 2.0, "sum").reshape(1)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, "fcos.safetensors"))
     with open(os.path.join(out, "cases.json"), "w") as f:
-        json.dump({"strides": strides, "bounds": bounds, "points_per_level": npl,
+        json.dump({"strides": strides, "bound_sets": list(bound_sets), "points_per_level": npl,
                    "image": [h, w]}, f)
 
 
