@@ -326,10 +326,10 @@ mod tests {
         ] {
             assert!(names.iter().any(|k| k == n), "{n} missing");
         }
-        let x = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let o = net.forward_t(&x, true).unwrap();
-        assert_eq!(o.hm.size(), [2, 3, 16, 16]);
-        assert_eq!(o.wh.size(), [2, 2, 16, 16]);
+        assert_eq!(o.hm.size(), [2, 3, 8, 8]);
+        assert_eq!(o.wh.size(), [2, 2, 8, 8]);
         let p = o.hm.sigmoid().mean(Kind::Float).double_value(&[]);
         assert!((p - 0.1).abs() < 0.03, "{p}");
         assert!(net
@@ -340,10 +340,10 @@ mod tests {
             .is_err());
         // One box per image; a few Adam steps lower the loss.
         let boxes =
-            Tensor::from_slice(&[8.0f32, 8.0, 40.0, 36.0, 20.0, 4.0, 60.0, 30.0]).view([2, 1, 4]);
+            Tensor::from_slice(&[4.0f32, 4.0, 20.0, 18.0, 10.0, 2.0, 30.0, 15.0]).view([2, 1, 4]);
         let classes = Tensor::from_slice(&[0i64, 2]).view([2, 1]);
         let t =
-            CenterNetTargets::from_padded(&boxes, &classes, (64, 64), &cfg.targets(), Device::Cpu)
+            CenterNetTargets::from_padded(&boxes, &classes, (32, 32), &cfg.targets(), Device::Cpu)
                 .unwrap();
         let mut opt = nn::Adam::default().build(&vs, 1e-3).unwrap();
         let first = net
@@ -352,7 +352,7 @@ mod tests {
             .total
             .double_value(&[]);
         let mut last = first;
-        for _ in 0..15 {
+        for _ in 0..10 {
             let l = net.loss(&net.forward_t(&x, true).unwrap(), &t).unwrap();
             opt.backward_step(&l.total);
             last = l.total.double_value(&[]);
