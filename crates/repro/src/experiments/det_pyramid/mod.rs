@@ -54,7 +54,7 @@ pub fn claims() -> Vec<Claim> {
                 Bound::at_least(RECOVERED, 0.5).percent(),
                 Bound::at_least(COST, 2.0).unit("x"),
             ])
-            .note("reduced ResNet-18 (width 8), 128 px inputs, 100 AdamW steps for every variant"),
+            .note("reduced ResNet-18 (width 8), 128 px inputs, 800 AdamW steps for every variant"),
             smoke_tolerance: Some(
                 Tolerance::new([Bound::holds(APS_VALID)])
                     .note("three steps on tiny sets: every variant trains and evaluates"),
@@ -94,7 +94,7 @@ pub fn claims() -> Vec<Claim> {
 pub(crate) fn mnist_config(ctx: &Ctx) -> MnistDetConfig {
     let (train, test) = match ctx.mode {
         Mode::Smoke => (16, 8),
-        _ => (200, 80),
+        _ => (1000, 100),
     };
     let side = if ctx.mode == Mode::Smoke { 96 } else { 128 };
     MnistDetConfig {
@@ -120,9 +120,9 @@ pub(crate) fn budget(ctx: &Ctx) -> Budget {
         head_convs: 2,
         anchor_base: 12.0,
         trident_ranges: vec![(-1.0, 24.0), (12.0, 48.0), (32.0, -1.0)],
-        steps: if smoke { 3 } else { 100 },
+        steps: if smoke { 3 } else { 800 },
         batch_size: 8,
-        lr: 2e-3,
+        lr: 3e-3,
         size: if smoke { 96 } else { 128 },
         augment: !smoke,
     }
