@@ -6,7 +6,11 @@ plain PyTorch) with random weights, a random batch, `infer` = a
 forward under torch.inference_mode, `train` = forward + cross-entropy + backward + AdamW step
 (fused on CUDA, foreach on CPU). bf16 = torch.autocast("cuda", torch.bfloat16). Times are wall
 clock around each iteration with the device synchronised. `--compile` wraps the model in
-torch.compile (the GPU issue asks for the distance to it). Prints one JSON line.
+torch.compile (the GPU issue asks for the distance to it). `--tome R` (infer, timm models)
+merges R tokens per block as Token Merging does (Bolya et al. 2022, facebookresearch/ToMe:
+bipartite soft matching on the keys averaged over heads, size-weighted merge between attention
+and MLP, proportional attention); like the Rust side, the class token is set aside before the
+matching rather than masked out of the scores. Prints one JSON line.
 """
 import argparse
 import json
@@ -65,6 +69,57 @@ class PlainViT(nn.Module):
         return self.head(self.norm(self.blocks(x))[:, 0])
 
 
+def bipartite_merge(x, size, metric, r):
+    """One ToMe merge of the patch tokens `x` [B, T, C] (sizes [B, T, 1], metric [B, T, c]):
+    the r A tokens (even) most similar to a B token (odd) are averaged into it, weighted by size."""
+    t = x.shape[1]
+    r = min(r, t // 2)
+    if r <= 0:
+        return x, size
+    with torch.no_grad():
+        m = metric / metric.norm(dim=-1, keepdim=True)
+        scores = m[:, ::2] @ m[:, 1::2].transpose(-1, -2)
+        node_max, node_idx = scores.max(dim=-1)
+        edge_idx = node_max.argsort(dim=-1, descending=True)[..., None]
+        unm_idx, src_idx = edge_idx[:, r:], edge_idx[:, :r]
+        dst_idx = node_idx[..., None].gather(1, src_idx)
+
+    def merge(v):
+        src, dst = v[:, ::2], v[:, 1::2]
+        n, t1, c = src.shape
+        unm = src.gather(1, unm_idx.expand(n, t1 - r, c))
+        src = src.gather(1, src_idx.expand(n, r, c))
+        dst = dst.scatter_add(1, dst_idx.expand(n, r, c), src)
+        return torch.cat([unm, dst], 1)
+
+    merged, s_new = merge(x * size), merge(size)
+    return merged / s_new, s_new
+
+
+def tome_forward(model, x, r):
+    """timm ViT forward with ToMe in every block (r tokens merged per block)."""
+    x = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))
+    prefix = model.num_prefix_tokens
+    size = torch.ones(x.shape[0], x.shape[1], 1, dtype=x.dtype, device=x.device)
+    for blk in model.blocks:
+        attn = blk.attn
+        b, n, c = x.shape
+        h = attn.num_heads
+        qkv = attn.qkv(blk.norm1(x)).reshape(b, n, 3, h, c // h).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = attn.q_norm(q), attn.k_norm(k)
+        bias = size.log().view(b, 1, 1, n)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+        x = x + blk.ls1(attn.proj(out.transpose(1, 2).reshape(b, n, c)))
+        metric = k.mean(1)
+        xp, xt = x[:, :prefix], x[:, prefix:]
+        merged, s_new = bipartite_merge(xt, size[:, prefix:], metric[:, prefix:], r)
+        x = torch.cat([xp, merged.to(x.dtype)], 1)
+        size = torch.cat([size[:, :prefix], s_new], 1)
+        x = x + blk.ls2(blk.mlp(blk.norm2(x)))
+    return model.forward_head(model.norm(x))
+
+
 def create(name):
     if timm is not None:
         m = timm.create_model(name, pretrained=False)
@@ -84,7 +139,10 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--tome", type=int, default=0, help="ToMe: tokens merged per block (infer, timm models)")
     a = p.parse_args()
+    if a.tome and (a.mode != "infer" or timm is None or a.compile):
+        p.error("--tome needs --mode infer, timm installed and no --compile")
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -110,7 +168,7 @@ def main():
     def step():
         if opt is None:
             with torch.inference_mode(), autocast():
-                model(x)
+                tome_forward(model, x, a.tome) if a.tome else model(x)
         else:
             with autocast():
                 loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -124,7 +182,7 @@ def main():
     med = median(times)
     print(json.dumps({
         "impl": "pytorch" + ("-compile" if a.compile else ""), "reference": reference, "model": a.model, "batch": a.batch,
-        "mode": a.mode, "device": a.device, "bf16": bf16, "threads": torch.get_num_threads(),
+        "mode": a.mode, "device": a.device, "bf16": bf16, "threads": torch.get_num_threads(), "tome_r": a.tome,
         "times_s": times, "median_s": med, "images_per_s": a.batch / med,
     }))
 

@@ -23,11 +23,17 @@ struct Cli {
     /// infer: no-grad forward; train: forward + cross-entropy + backward + AdamW.
     #[arg(long, default_value = "infer", value_parser = ["infer", "train"])]
     mode: String,
+    /// ToMe: tokens merged per block (infer only; 0 = none), as the twin's `--tome`.
+    #[arg(long, default_value_t = 0)]
+    tome: i64,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let mode = cli.mode;
+    let (mode, tome) = (cli.mode, cli.tome);
+    if tome < 0 || (tome > 0 && mode != "infer") {
+        anyhow::bail!("--tome: expected r >= 0 with --mode infer, got {tome} with --mode {mode}");
+    }
     let a = cli.step.resolve("vit_small_patch16_224", 8)?;
     tch::manual_seed(0);
     let cfg = ViTConfig::by_name(&a.model)?;
@@ -50,7 +56,13 @@ fn main() -> Result<()> {
         match opt.as_mut() {
             None => {
                 let out = tch::no_grad(|| {
-                    train_kit::autocast_bf16(a.bf16, || model.forward_t(&x, false))
+                    train_kit::autocast_bf16(a.bf16, || {
+                        if tome > 0 {
+                            model.forward_tome(&x, vit_core::ToMe::new(tome))
+                        } else {
+                            model.forward_t(&x, false)
+                        }
+                    })
                 })?;
                 drop(out);
             }
@@ -72,7 +84,7 @@ fn main() -> Result<()> {
         serde_json::json!({
             "impl": "rust", "model": a.model, "batch": a.batch, "mode": mode,
             "device": format!("{:?}", a.device), "bf16": a.bf16,
-            "threads": tch::get_num_threads(), "times_s": times, "median_s": median,
+            "threads": tch::get_num_threads(), "tome_r": tome, "times_s": times, "median_s": median,
             "images_per_s": a.batch as f64 / median,
         })
     );

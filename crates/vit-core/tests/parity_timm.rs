@@ -76,6 +76,11 @@ fn parity_with_timm_vit_tiny() {
         let d = max_diff(&logits, &file["__logits__"]);
         assert!(d <= TOL, "{case}: logits differ from timm by {d:e}");
         worst.push((case.clone(), d));
+        if let Some(r) = meta["extra"].get("tome").and_then(|r| r.as_i64()) {
+            let y = tch::no_grad(|| model.forward_tome(x, vit_core::ToMe::new(r))).unwrap();
+            let d = max_diff(&y, &file["__tome_logits__"]);
+            assert!(d <= TOL, "{case}: ToMe r={r} logits differ from the twin's by {d:e}");
+        }
         if let Some(indices) = meta["extra"].get("indices") {
             let idx: Vec<i64> = indices
                 .as_array()
@@ -91,7 +96,7 @@ fn parity_with_timm_vit_tiny() {
         }
     }
     eprintln!("max |logits - timm| per case: {worst:?}");
-    assert_eq!(worst.len(), 7);
+    assert_eq!(worst.len(), 8);
 }
 
 /// The checked-in count fixture is what the installed timm gives today.

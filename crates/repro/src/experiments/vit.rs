@@ -21,7 +21,7 @@ const PAPER_GAP: &str = "largest relative gap to the paper's B/L/H";
 const B16_GMACS: &str = "ViT-B/16 GMACs at 224";
 const FLOP_COUNTER_EXACT: &str = "analytic MACs equal FlopCounterMode's for all 15 presets";
 const TEST_ACCURACY: &str = "test accuracy";
-const TOME_SPEEDUP: &str = "throughput speed-up at the largest r costing <= 0.5 points";
+const TOME_SPEEDUP: &str = "ViT-B/16 throughput speed-up at r = 16 (224 px, batch 8, CPU)";
 const TOME_MONOTONE: &str = "accuracy falls monotonically (within 0.15 points) as r grows";
 
 /// The claims of this module, in report order.
@@ -84,13 +84,17 @@ pub fn claims() -> Vec<Claim> {
                      Table 10 / Fig. 4 (off-the-shelf ViT-L: ~2x throughput, -0.2 to -0.4 top-1)",
             paper_value: "~2x throughput for a few tenths of a point off the shelf",
             tolerance: Tolerance::new([
-                Bound::at_least(TOME_SPEEDUP, 1.3).unit("x"),
+                Bound::at_least(TOME_SPEEDUP, 1.5).unit("x"),
                 Bound::holds(TOME_MONOTONE),
-            ]),
-            smoke_tolerance: Some(
-                Tolerance::new([])
-                    .note("none: two r on an undertrained model, the sweep only has to run"),
+            ])
+            .note(
+                "speed on the model the paper is about (ViT-B/16, random weights: speed does \
+                 not depend on them), accuracy on the trained MNIST ViT (a 76k-parameter model \
+                 whose merge kernels cost what they save, reported beside)",
             ),
+            smoke_tolerance: Some(Tolerance::new([]).note(
+                "none: two r on an undertrained model and ViT-Ti, the sweep only has to run",
+            )),
             full_needs: None,
             run: run_tome,
         },
@@ -481,6 +485,42 @@ fn throughputs(
         .collect())
 }
 
+/// ToMe's throughput on the model size the paper is about.
+struct BigModelSpeed {
+    model: String,
+    batch: i64,
+    rounds: usize,
+    /// (r, images/s), r = 0 first.
+    sweep: Vec<(i64, f64)>,
+    /// images/s at the largest r over r = 0.
+    speedup: f64,
+}
+
+/// ViT-B/16 at 224 with random weights (ViT-Ti in smoke mode), every r timed in interleaved
+/// rounds by [`throughputs`].
+fn big_model_speed(ctx: &Ctx) -> Result<BigModelSpeed> {
+    let (name, batch, rs, rounds) = match ctx.mode {
+        Mode::Smoke => ("vit_tiny_patch16_224", 2, vec![0, 8], 1),
+        _ => ("vit_base_patch16_224", 8, vec![0, 4, 8, 12, 16], 5),
+    };
+    tch::manual_seed(ctx.seed as i64);
+    let cfg = ViTConfig::by_name(name)?;
+    let vs = nn::VarStore::new(ctx.device);
+    let model = VisionTransformer::new(&vs.root(), &cfg)?;
+    let (h, w) = cfg.img_size;
+    let x = Tensor::randn([batch, 3, h, w], (Kind::Float, ctx.device));
+    let ips = throughputs(&model, &x, &rs, rounds)?;
+    let sweep: Vec<(i64, f64)> = rs.into_iter().zip(ips).collect();
+    let speedup = sweep.last().context("no r")?.1 / sweep[0].1;
+    Ok(BigModelSpeed {
+        model: name.into(),
+        batch,
+        rounds,
+        sweep,
+        speedup,
+    })
+}
+
 fn run_tome(ctx: &Ctx) -> Result<Outcome> {
     let (data, epochs) = mnist_data(ctx)?;
     let (model, _vs, source) = trained_model(ctx, &data, epochs)?;
@@ -528,7 +568,9 @@ fn run_tome(ctx: &Ctx) -> Result<Outcome> {
         .rfind(|r| 100.0 * (acc0 - r.1) <= 0.5)
         .context("no r")?;
     let (r_max, acc_max, ips_max, _, _) = *rows.last().context("no r")?;
-    let speedup = ips_best / ips0;
+    let small_speedup = ips_best / ips0;
+    let big = big_model_speed(ctx)?;
+    let speedup = big.speedup;
     // Monotone within noise: no r is more than 0.15 points better than a smaller r.
     let monotone = rows.windows(2).all(|w| w[1].1 <= w[0].1 + 0.0015);
     let plot = "tome_tradeoff.png";
@@ -541,6 +583,27 @@ fn run_tome(ctx: &Ctx) -> Result<Outcome> {
             name: "r = 0, 1, 2, ... per block".into(),
             points: rows.iter().map(|r| (r.2, 100.0 * r.1)).collect(),
         }],
+    )?;
+    let big_plot = "tome_vit_b.png";
+    train_kit::line_plot(
+        &ctx.out_dir.join(big_plot),
+        &format!("ToMe on {}: speed-up against r", big.model),
+        "r (tokens merged per block)",
+        "images / s over r = 0",
+        &[
+            train_kit::Series {
+                name: big.model.clone(),
+                points: big
+                    .sweep
+                    .iter()
+                    .map(|&(r, ips)| (r as f64, ips / big.sweep[0].1))
+                    .collect(),
+            },
+            train_kit::Series {
+                name: "MNIST ViT (76k parameters)".into(),
+                points: rows.iter().map(|r| (r.0 as f64, r.2 / ips0)).collect(),
+            },
+        ],
     )?;
     let table: Vec<Value> = rows
         .iter()
@@ -555,8 +618,10 @@ fn run_tome(ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome {
         value: speedup,
         value_text: format!(
-            "r={r_best}: {speedup:.2}x images/s at {:+.2} points ({:.2}% -> {:.2}%); r={r_max}: \
-             {:.2}x at {:+.2} points",
+            "{}: {speedup:.2}x images/s at r = {}; MNIST ViT: r={r_best}: {small_speedup:.2}x at \
+             {:+.2} points ({:.2}% -> {:.2}%); r={r_max}: {:.2}x at {:+.2} points",
+            big.model,
+            big.sweep.last().map_or(0, |p| p.0),
             100.0 * (acc_best - acc0),
             100.0 * acc0,
             100.0 * acc_best,
@@ -567,9 +632,16 @@ fn run_tome(ctx: &Ctx) -> Result<Outcome> {
             .number(TOME_SPEEDUP, speedup)
             .flag(TOME_MONOTONE, monotone),
         skipped: None,
-        plots: vec![plot.into()],
+        plots: vec![plot.into(), big_plot.into()],
         details: json!({
             "model": source,
+            "big_model": {
+                "model": big.model, "batch": big.batch, "rounds": big.rounds,
+                "weights": "random (speed does not depend on them)",
+                "sweep": big.sweep.iter().map(|&(r, ips)| json!({"r": r, "images_per_s": ips,
+                    "speedup": ips / big.sweep[0].1})).collect::<Vec<_>>(),
+            },
+            "small_model_speedup_at_operating_point": small_speedup,
             "device": train_kit::device_description(ctx.device),
             "batch": batch,
             "timed_rounds": reps,

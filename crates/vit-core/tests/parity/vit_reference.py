@@ -4,7 +4,7 @@ Usage: python vit_reference.py OUT_DIR
 
 For each case, timm builds the model with random weights (seeded), and this writes
 OUT_DIR/<case>.safetensors holding the state_dict plus `__input__` and `__logits__` (and, for
-some cases, `__inter_<i>__` intermediates), and OUT_DIR/cases.json describing each case in
+some cases, `__inter_<i>__` intermediates or `__tome_logits__`, the twin's ToMe forward), and OUT_DIR/cases.json describing each case in
 vit-core's config terms. Float32, CPU.
 """
 import json
@@ -15,6 +15,11 @@ import torch
 import timm
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
+
+# The side-by-side twin's ToMe (benches/python/vit_bench.py): checked here against vit-core's, so
+# the two halves of the ToMe bench do the same work.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "benches", "python"))
+from vit_bench import tome_forward  # noqa: E402
 
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -40,6 +45,8 @@ CASES = {
     "tiny_load_224_to_288": (dict(img_size=288), dict(img_size=[288, 288]), 288, {"from": 224}),
     # Per-block outputs as NCHW maps (no final norm).
     "tiny_intermediates": (dict(), dict(), 224, {"indices": [2, 5, 11]}),
+    # Token merging, 8 tokens a block (197 -> 101), with proportional attention.
+    "tiny_tome8": (dict(), dict(), 224, {"tome": 8}),
 }
 
 
@@ -77,6 +84,8 @@ def main(out_dir):
                 )
                 for j, t in zip(extra["indices"], inter):
                     tensors[f"__inter_{j}__"] = t.contiguous()
+            if "tome" in extra:
+                tensors["__tome_logits__"] = tome_forward(model, x, extra["tome"]).contiguous()
         save_file(tensors, os.path.join(out_dir, f"{case}.safetensors"))
         meta[case] = {"config": cfg, "extra": extra, "timm": timm.__version__, "torch": torch.__version__}
     with open(os.path.join(out_dir, "cases.json"), "w") as f:
