@@ -8,7 +8,8 @@ Same work as the Rust side, with torchvision:
   train: torchvision's RetinaNet head and losses on ResNet + FPN P3-P7 (LastLevelP6P7 from P5,
          as `retinanet_resnet50_fpn`), 91 classes, no resizing (the transform's min/max size is
          the input size), five fixed boxes per image, backward, SGD 0.01 / 0.9 / 1e-4.
-BatchNorm trainable (no pre-trained weights). Prints one JSON line.
+BatchNorm trainable (no pre-trained weights). `--dtype bf16` wraps the step in
+torch.autocast("cuda", torch.bfloat16) and needs `--device cuda`. Prints one JSON line.
 """
 import argparse
 import json
@@ -95,11 +96,15 @@ def main():
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="f32")
+    p.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args()
+    if a.dtype == "bf16" and a.device != "cuda":
+        p.error(f"--dtype bf16: expected --device cuda (CUDA bf16 autocast), got {a.device}; "
+                "run the CPU comparison with --dtype f32")
+    bf16 = a.dtype == "bf16"
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -110,7 +115,7 @@ def main():
         m = Backbone(a.model, a.width, 2, LastLevelMaxPool()).to(dev).eval()
 
         def step():
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=bf16):
                 m(x)
     else:
         d = 4 * a.width
@@ -126,7 +131,8 @@ def main():
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
         def step():
-            losses = model(images, targets)
+            with torch.autocast("cuda", torch.bfloat16, enabled=bf16):
+                losses = model(images, targets)
             loss = sum(losses.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -8,6 +8,10 @@
 //! 3x3 convs per subnet, focal loss + L1 box loss on 5 fixed boxes per image, backward, SGD
 //! 0.01 / momentum 0.9 / weight decay 1e-4), BatchNorm trainable as torchvision without
 //! pre-trained weights.
+//!
+//! `--dtype bf16` runs the step's forward under CUDA bf16 autocast (the loss in float32 on the
+//! head outputs, as autocast keeps `binary_cross_entropy_with_logits` in float32) for the
+//! GPU comparison; it needs `--device cuda` and is refused on the CPU (no CPU autocast here).
 
 use anyhow::{bail, Result};
 use det_pyramid::{
@@ -44,6 +48,13 @@ fn main() -> Result<()> {
     if !["fpn", "train"].contains(&mode.as_str()) {
         bail!("--mode: expected fpn or train, got {mode}");
     }
+    if a.bf16 && !a.device.is_cuda() {
+        bail!(
+            "--dtype bf16: expected --device cuda (CUDA bf16 autocast), got {:?}; \
+             run the CPU comparison with --dtype f32",
+            a.device
+        );
+    }
     tch::manual_seed(0);
     let vs = nn::VarStore::new(a.device);
     // `--width`: a reduced trunk (64 = torchvision's); the FPN and head keep 4x that width.
@@ -55,8 +66,10 @@ fn main() -> Result<()> {
         let trunk = ResNet::new(&(vs.root() / "body"), &trunk_cfg)?;
         let fpn = Fpn::new(&(vs.root() / "fpn"), &FpnConfig::p2_p6(c, d))?;
         benches::time_steps(a.device, a.warmup, a.iters, || -> Result<()> {
-            let p = tch::no_grad(|| -> Result<_> {
-                Ok(fpn.forward_features(&trunk.forward_t(&x, false)?)?)
+            let p = tch::no_grad(|| {
+                train_kit::autocast_bf16(a.bf16, || -> Result<_> {
+                    Ok(fpn.forward_features(&trunk.forward_t(&x, false)?)?)
+                })
             })?;
             drop(p);
             Ok(())
@@ -110,7 +123,10 @@ fn main() -> Result<()> {
             },
         )?;
         benches::time_steps(a.device, a.warmup, a.iters, || -> Result<()> {
-            let out = model.forward_t(&x, true)?;
+            let mut out = train_kit::autocast_bf16(a.bf16, || model.forward_t(&x, true))?;
+            for t in out.cls.iter_mut().chain(out.reg.iter_mut()) {
+                *t = t.to_kind(Kind::Float);
+            }
             let loss = model.loss(&out, &targets)?;
             opt.zero_grad();
             loss.total.backward();
