@@ -41,6 +41,46 @@ pub struct Case {
     pub twin_args: &'static [&'static str],
 }
 
+/// det_bench's COCO evaluation on the benchmark files: timed once (pycocotools takes minutes).
+const COCO_ONCE: &[&str] = &[
+    "--mode",
+    "coco",
+    "--data-dir",
+    "target/det-bench-data",
+    "--iters",
+    "1",
+    "--warmup",
+    "0",
+];
+/// The same, three timed runs after one untimed.
+const COCO_ARGS: &[&str] = &[
+    "--mode",
+    "coco",
+    "--data-dir",
+    "target/det-bench-data",
+    "--iters",
+    "3",
+    "--warmup",
+    "1",
+];
+
+/// det-eval against the COCO evaluator `twin_args` picks in the twin script, on the same files.
+const fn coco_case(
+    label: &'static str,
+    max_rounds: usize,
+    args: &'static [&'static str],
+    twin_args: &'static [&'static str],
+) -> Case {
+    Case {
+        label,
+        max_rounds,
+        bin: "det_bench",
+        script: "benches/python/det_bench.py",
+        args,
+        twin_args,
+    }
+}
+
 /// What the issues ask to compare on the CPU.
 pub const CPU_CASES: &[Case] = &[
     Case {
@@ -67,6 +107,28 @@ pub const CPU_CASES: &[Case] = &[
         twin_args: &[],
     },
     Case {
+        label: "ViT-B/16 forward, batch 8, 224, f32, CPU (vs timm)",
+        max_rounds: 3,
+        bin: "vit_bench",
+        script: "benches/python/vit_bench.py",
+        args: &[
+            "--model", "vit_base_patch16_224", "--batch", "8", "--mode", "infer", "--iters", "5",
+            "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "ViT-B/16 forward with ToMe r = 16, batch 8, 224, f32, CPU (vs ToMe's algorithm on timm)",
+        max_rounds: 3,
+        bin: "vit_bench",
+        script: "benches/python/vit_bench.py",
+        args: &[
+            "--model", "vit_base_patch16_224", "--batch", "8", "--mode", "infer", "--tome", "16",
+            "--iters", "5", "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
         label: "MAE pre-training step (mini, patch 4, 32x32, mask 0.75), batch 64, f32, CPU",
         max_rounds: usize::MAX,
         bin: "mae_bench",
@@ -89,57 +151,24 @@ pub const CPU_CASES: &[Case] = &[
         ],
         twin_args: &[],
     },
-    Case {
-        label: "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs pycocotools)",
-        max_rounds: 1,
-        bin: "det_bench",
-        script: "benches/python/det_bench.py",
-        args: &[
-            "--mode",
-            "coco",
-            "--data-dir",
-            "target/det-bench-data",
-            "--iters",
-            "1",
-            "--warmup",
-            "0",
-        ],
-        twin_args: &[],
-    },
-    Case {
-        label: "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs hotcoco 1.3.0 (Rust, pycocotools-compatible))",
-        max_rounds: usize::MAX,
-        bin: "det_bench",
-        script: "benches/python/det_bench.py",
-        args: &[
-            "--mode",
-            "coco",
-            "--data-dir",
-            "target/det-bench-data",
-            "--iters",
-            "3",
-            "--warmup",
-            "1",
-        ],
-        twin_args: &["--evaluator", "hotcoco"],
-    },
-    Case {
-        label: "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs faster-coco-eval 1.8.0 (C++))",
-        max_rounds: 3,
-        bin: "det_bench",
-        script: "benches/python/det_bench.py",
-        args: &[
-            "--mode",
-            "coco",
-            "--data-dir",
-            "target/det-bench-data",
-            "--iters",
-            "3",
-            "--warmup",
-            "1",
-        ],
-        twin_args: &["--evaluator", "faster-coco-eval"],
-    },
+    coco_case(
+        "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs pycocotools)",
+        1,
+        COCO_ONCE,
+        &[],
+    ),
+    coco_case(
+        "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs hotcoco 1.3.0 (Rust, pycocotools-compatible))",
+        usize::MAX,
+        COCO_ARGS,
+        &["--evaluator", "hotcoco"],
+    ),
+    coco_case(
+        "COCO bbox eval end to end, 5k images, 36k GT, 100 dets/image (vs faster-coco-eval 1.8.0 (C++))",
+        3,
+        COCO_ARGS,
+        &["--evaluator", "faster-coco-eval"],
+    ),
     Case {
         label: "NMS 10k float32 boxes, IoU 0.5, CPU (vs torchvision.ops.nms)",
         max_rounds: usize::MAX,
