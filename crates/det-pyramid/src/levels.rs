@@ -9,6 +9,8 @@
 //!   (neither positive nor background). SNIPER's ranges `(-1, 80), (32, 150), (120, -1)`,
 //!   simpledet's TridentNet ranges `(0, 90), (30, 160), (90, -1)`; -1 = unbounded.
 
+pub mod snip;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PyramidError, Result};

@@ -29,6 +29,7 @@ pub mod weights;
 
 pub use error::{PyramidError, Result};
 pub use fpn::{Fpn, FpnConfig, Pyramid, TopLevels};
+pub use levels::snip::{SnipBatch, SnipConfig, SnipLoader, SnipScale};
 pub use levels::{roi_level, roi_level_with, LevelRule, ValidRange};
 pub use resnet::{Depth, Features, ResNet, ResNetConfig};
 pub use retinanet::{Backbone, BoxLoss, Detector, ResNetFpn, RetinaNet, RetinaNetConfig, Targets};

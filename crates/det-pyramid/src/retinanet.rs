@@ -363,8 +363,29 @@ impl RetinaNet {
     /// matching runs per image without gradient; both losses are then one masked reduction
     /// over the whole batch (one backward path through the head outputs).
     pub fn loss(&self, out: &HeadOutputs, t: &Targets) -> Result<LossParts> {
+        let b = out.cls.first().map_or(0, |c| c.size()[0]);
+        self.loss_scaled(out, t, &vec![t.size_scale; b.max(0) as usize])
+    }
+
+    /// [`RetinaNet::loss`] with one size scale per image (input pixels per original pixel,
+    /// for the valid ranges) instead of `t.size_scale`: SNIP training with scale jitter or
+    /// images of several sizes in one batch ([`crate::levels::snip`]).
+    pub fn loss_scaled(
+        &self,
+        out: &HeadOutputs,
+        t: &Targets,
+        size_scales: &[f64],
+    ) -> Result<LossParts> {
         let s = t.boxes.size();
         let b = out.cls.first().map_or(0, |c| c.size()[0]);
+        if size_scales.len() as i64 != b || size_scales.iter().any(|&f| !(f > 0.0 && f.is_finite()))
+        {
+            return Err(PyramidError::config(
+                "size scales",
+                format!("{b} finite factors > 0, one per image"),
+                format!("{size_scales:?}"),
+            ));
+        }
         if s.len() != 3 || s[2] != 4 || s[0] != b || t.classes.size() != [s[0], s[1]] {
             return Err(PyramidError::input(
                 "target boxes",
@@ -408,7 +429,8 @@ impl RetinaNet {
                         Some(r) if g.len() == 1 => intersect(r, &t.range),
                         _ => t.range,
                     };
-                    let mut m = assign(&a, &gt, &range, t.size_scale, &self.cfg.matcher)?;
+                    let mut m =
+                        assign(&a, &gt, &range, size_scales[i as usize], &self.cfg.matcher)?;
                     if crowd_boxes.size()[0] > 0 {
                         let near = det_core::tensor::box_iou_t(&crowd_boxes, &a)?
                             .amax([0], false)
@@ -574,7 +596,7 @@ impl Detector for RetinaNet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::resnet::Depth;
     use train_kit::Optimizer;
