@@ -115,6 +115,44 @@ pub fn image_targets(
         ind: vec![0; m],
         mask: vec![0.0; m],
     };
+    fill(
+        Slots {
+            hm: &mut t.hm,
+            wh: &mut t.wh,
+            reg: &mut t.reg,
+            ind: &mut t.ind,
+            mask: &mut t.mask,
+        },
+        boxes,
+        classes,
+        out_w,
+        out_h,
+        cfg,
+        image,
+    )?;
+    Ok(t)
+}
+
+/// One image's zeroed target arrays, inside a batch's or its own.
+struct Slots<'a> {
+    hm: &'a mut [f32],
+    wh: &'a mut [f32],
+    reg: &'a mut [f32],
+    ind: &'a mut [i64],
+    mask: &'a mut [f32],
+}
+
+/// The official per-object block of `ctdet.py` into `t` (zeroed, `cfg` checked).
+fn fill(
+    t: Slots<'_>,
+    boxes: &[[f64; 4]],
+    classes: &[i64],
+    out_w: usize,
+    out_h: usize,
+    cfg: &TargetConfig,
+    image: usize,
+) -> Result<()> {
+    let m = cfg.max_objects;
     let s = cfg.stride as f64;
     let (xmax, ymax) = (out_w as f64 - 1.0, out_h as f64 - 1.0);
     for (k, (b, &cls)) in boxes.iter().zip(classes).enumerate().take(m) {
@@ -154,7 +192,7 @@ pub fn image_targets(
         t.reg[2 * k + 1] = cy - iy as f32;
         t.mask[k] = 1.0;
     }
-    Ok(t)
+    Ok(())
 }
 
 /// A batch of targets as tensors.
@@ -219,11 +257,18 @@ impl CenterNetTargets {
                 .contiguous()
                 .view([-1]),
         )?;
-        let (mut hm, mut wh, mut reg, mut ind, mut mask) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let plane = cfg.num_classes as usize * out_h * out_w;
+        let mo = cfg.max_objects;
+        let mut hm = vec![0f32; b * plane];
+        let mut wh = vec![0f32; b * mo * 2];
+        let mut reg = vec![0f32; b * mo * 2];
+        let mut ind = vec![0i64; b * mo];
+        let mut mask = vec![0f32; b * mo];
+        let mut ib = Vec::with_capacity(m);
+        let mut ic = Vec::with_capacity(m);
         for i in 0..b {
-            let mut ib = Vec::new();
-            let mut ic = Vec::new();
+            ib.clear();
+            ic.clear();
             for j in 0..m {
                 let c = cl[i * m + j];
                 if c < 0 {
@@ -233,12 +278,21 @@ impl CenterNetTargets {
                 ib.push([0, 1, 2, 3].map(|q| bx[o + q] as f64));
                 ic.push(c);
             }
-            let t = image_targets(&ib, &ic, out_w, out_h, cfg, i)?;
-            hm.extend(t.hm);
-            wh.extend(t.wh);
-            reg.extend(t.reg);
-            ind.extend(t.ind);
-            mask.extend(t.mask);
+            fill(
+                Slots {
+                    hm: &mut hm[i * plane..(i + 1) * plane],
+                    wh: &mut wh[i * mo * 2..(i + 1) * mo * 2],
+                    reg: &mut reg[i * mo * 2..(i + 1) * mo * 2],
+                    ind: &mut ind[i * mo..(i + 1) * mo],
+                    mask: &mut mask[i * mo..(i + 1) * mo],
+                },
+                &ib,
+                &ic,
+                out_w,
+                out_h,
+                cfg,
+                i,
+            )?;
         }
         let (bb, mm) = (b as i64, cfg.max_objects as i64);
         Ok(Self {
