@@ -156,7 +156,9 @@ impl FcosConfig {
                 self.gn_groups,
             ));
         }
-        if !(self.center_sampling_radius >= 0.0) || !(self.prior > 0.0 && self.prior < 1.0) {
+        let radius_ok =
+            self.center_sampling_radius.is_finite() && self.center_sampling_radius >= 0.0;
+        if !radius_ok || self.prior <= 0.0 || self.prior >= 1.0 || self.prior.is_nan() {
             return Err(FcosError::config(
                 "center_sampling_radius / prior",
                 "radius >= 0 and 0 < prior < 1",
