@@ -8,6 +8,10 @@ const BINS: &[(&str, &str)] = &[
     ("vit_bench", env!("CARGO_BIN_EXE_vit_bench")),
     ("mae_bench", env!("CARGO_BIN_EXE_mae_bench")),
     ("gpu_check", env!("CARGO_BIN_EXE_gpu_check")),
+    ("oad_bench", env!("CARGO_BIN_EXE_oad_bench")),
+    ("contrastive_bench", env!("CARGO_BIN_EXE_contrastive_bench")),
+    ("smooth_metrics_bench", env!("CARGO_BIN_EXE_smooth_metrics_bench")),
+    ("det_bench", env!("CARGO_BIN_EXE_det_bench")),
 ];
 
 #[test]
@@ -17,7 +21,7 @@ fn every_bench_binary_has_help_and_rejects_unknown_flags() {
         let text = String::from_utf8_lossy(&help.stdout);
         assert!(help.status.success(), "{name} --help failed");
         assert!(
-            text.contains("Usage:") && text.contains("--device"),
+            text.contains("Usage:") && text.contains("Options:"),
             "{name} --help: {text}"
         );
         let bad = Command::new(exe).arg("--no-such-flag").output().unwrap();

@@ -17,26 +17,29 @@ use contrastive_nce::{CriticConfig, CriticKind, Estimator};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+/// One side-by-side contrastive timing: the MI benchmark or an NT-Xent step.
+#[derive(clap::Parser, Debug)]
+#[command(
+    about = "MI benchmark or SimCLR NT-Xent step timing, the Rust half of benches/python/contrastive_bench.py"
+)]
+struct Cli {
+    #[command(flatten)]
+    step: benches::StepFlags,
+    /// The MI estimator (`--model mi`): infonce, nwj, js or smile.
+    #[arg(long, default_value = "infonce")]
+    estimator: String,
+    /// The critic (`--model mi`).
+    #[arg(long, default_value = "separable")]
+    critic: String,
+    /// Optimiser steps per MI level (`--model mi`).
+    #[arg(long, default_value_t = 4000)]
+    steps_per_level: usize,
+}
+
 fn main() -> Result<()> {
-    let (mut estimator, mut critic, mut steps) =
-        ("infonce".to_owned(), "separable".to_owned(), 4000usize);
-    let a = benches::StepArgs::new("mi", 64).parse(|flag, value| {
-        Ok(match flag {
-            "--estimator" => {
-                estimator = value()?;
-                true
-            }
-            "--critic" => {
-                critic = value()?;
-                true
-            }
-            "--steps-per-level" => {
-                steps = value()?.parse()?;
-                true
-            }
-            _ => false,
-        })
-    })?;
+    let cli = <Cli as clap::Parser>::parse();
+    let (estimator, critic, steps) = (cli.estimator, cli.critic, cli.steps_per_level);
+    let a = cli.step.resolve("mi", 64)?;
     let times = match a.model.as_str() {
         "mi" => {
             let est = match estimator.as_str() {

@@ -18,47 +18,31 @@ use det_core::coco::{read_files, write_detections};
 use det_core::synth::{coco_like, nms_boxes, SynthSpec};
 use det_core::{evaluate, nms, CocoParams};
 
+/// The detection timings (COCO evaluation or NMS).
+#[derive(clap::Parser, Debug)]
+#[command(about = "COCO evaluation or NMS timing, the Rust half of benches/python/det_bench.py")]
 struct Args {
+    /// coco: bbox evaluation end to end; nms: greedy NMS.
+    #[arg(long, default_value = "nms", value_parser = ["coco", "nms"])]
     mode: String,
+    /// Where the synthetic COCO files are (written on first use, not timed).
+    #[arg(long, default_value = "target/det-bench-data")]
     data_dir: PathBuf,
+    /// Boxes for `nms`.
+    #[arg(long, default_value_t = 10_000)]
     boxes: usize,
+    /// IoU threshold for `nms`.
+    #[arg(long, default_value_t = 0.5)]
     iou: f64,
+    /// Timed runs.
+    #[arg(long, default_value_t = 20)]
     iters: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
     threads: usize,
-}
-
-fn parse() -> Result<Args> {
-    let mut a = Args {
-        mode: "nms".into(),
-        data_dir: PathBuf::from("target/det-bench-data"),
-        boxes: 10_000,
-        iou: 0.5,
-        iters: 20,
-        warmup: 3,
-        threads: 0,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--mode" => a.mode = value()?,
-            "--data-dir" => a.data_dir = PathBuf::from(value()?),
-            "--boxes" => a.boxes = value()?.parse()?,
-            "--iou" => a.iou = value()?.parse()?,
-            "--iters" => a.iters = value()?.parse()?,
-            "--warmup" => a.warmup = value()?.parse()?,
-            "--threads" => a.threads = value()?.parse()?,
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    if !["coco", "nms"].contains(&a.mode.as_str()) {
-        bail!("--mode: expected coco or nms, got {}", a.mode);
-    }
-    if a.iters == 0 {
-        bail!("--iters: expected at least 1");
-    }
-    Ok(a)
 }
 
 /// Writes the synthetic COCO-sized set into `dir` unless it is already there.
@@ -81,7 +65,10 @@ fn ensure_data(dir: &std::path::Path) -> Result<(PathBuf, PathBuf)> {
 }
 
 fn main() -> Result<()> {
-    let a = parse()?;
+    let a = <Args as clap::Parser>::parse();
+    if a.iters == 0 {
+        bail!("--iters: expected at least 1");
+    }
     let mut times = Vec::with_capacity(a.iters);
     let mut extra = serde_json::Value::Null;
     match a.mode.as_str() {

@@ -22,20 +22,23 @@ fn config(name: &str) -> Result<OadConfig> {
     })
 }
 
+/// One side-by-side OadTR timing: a training step or one live frame.
+#[derive(clap::Parser, Debug)]
+#[command(
+    about = "OadTR training step or live-frame timing, the Rust half of benches/python/oad_bench.py"
+)]
+struct Cli {
+    #[command(flatten)]
+    step: benches::StepFlags,
+    /// train: one training step on random windows; stream: one live frame.
+    #[arg(long, default_value = "train", value_parser = ["train", "stream"])]
+    mode: String,
+}
+
 fn main() -> Result<()> {
-    let mut mode = "train".to_owned();
-    let a = benches::StepArgs::new("thumos_tsn", 128).parse(|flag, value| {
-        Ok(match flag {
-            "--mode" => {
-                mode = value()?;
-                true
-            }
-            _ => false,
-        })
-    })?;
-    if !["train", "stream"].contains(&mode.as_str()) {
-        bail!("--mode: expected train or stream, got {mode}");
-    }
+    let cli = <Cli as clap::Parser>::parse();
+    let mode = cli.mode;
+    let a = cli.step.resolve("thumos_tsn", 128)?;
     tch::manual_seed(0);
     let cfg = config(&a.model)?;
     let vs = nn::VarStore::new(a.device);

@@ -12,8 +12,20 @@ use anyhow::{bail, Result};
 use losses_smooth_metrics as lsm;
 use tch::{Kind, Tensor};
 
+/// One side-by-side smooth-metric loss timing (forward + backward).
+#[derive(clap::Parser, Debug)]
+#[command(
+    about = "Lovasz-Softmax or Smooth-AP timing, the Rust half of benches/python/smooth_metrics_bench.py"
+)]
+struct Cli {
+    #[command(flatten)]
+    step: benches::StepFlags,
+}
+
 fn main() -> Result<()> {
-    let a = benches::StepArgs::new("lovasz_softmax", 8).parse(|_, _| Ok(false))?;
+    let a = <Cli as clap::Parser>::parse()
+        .step
+        .resolve("lovasz_softmax", 8)?;
     tch::manual_seed(0);
     let d = a.device;
     let (x, labels) = match a.model.as_str() {

@@ -8,10 +8,11 @@ use tch::{nn, nn::Module, Tensor};
 
 use losses_smooth_metrics::{self as lsm, Recipe, TemperatureSchedule};
 
-use super::{fit, load, mean, mean_series, mlp, paired, seeds, series};
+use super::{
+    fit, load, mean, mean_series, mlp, paired, seeds, series, smoke_tolerance, Budget, PAIRED_NOTE,
+};
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
 use crate::experiments::mnist::normalize;
-use crate::report::Mode;
 
 const GAIN: &str = "soft-accuracy fine-tuning: test accuracy gain over CE (mean over seeds)";
 const FALLS: &str = "CE runs: epochs where test CE falls while test accuracy does not rise";
@@ -36,64 +37,39 @@ pub(super) fn claim() -> Claim {
             Bound::at_least(GAIN, 0.0).percent(),
             Bound::at_least(FALLS, 1.0),
         ])
-        .note("paired over seeds, same init and batches; 95% intervals in the details"),
-        smoke_tolerance: Some(
-            Tolerance::new([]).note("none: tiny subsets and 2 seeds, the recipe only has to run"),
-        ),
+        .note(PAIRED_NOTE),
+        smoke_tolerance: smoke_tolerance(),
         full_needs: None,
         run,
     }
 }
 
-struct Budget {
-    train: usize,
-    test: usize,
-    ce_epochs: usize,
-    metric_epochs: usize,
-}
-
-fn budget(mode: Mode) -> Budget {
-    match mode {
-        Mode::Smoke => Budget {
-            train: 3000,
-            test: 2000,
-            ce_epochs: 2,
-            metric_epochs: 2,
-        },
-        Mode::Quick => Budget {
-            train: 10_000,
-            test: 10_000,
-            ce_epochs: 8,
-            metric_epochs: 4,
-        },
-        Mode::Full => Budget {
-            train: 60_000,
-            test: 10_000,
-            ce_epochs: 12,
-            metric_epochs: 6,
-        },
-    }
-}
+/// (train, test, cross-entropy epochs, metric epochs) in smoke, quick and full mode.
+const BUDGETS: [[usize; 4]; 3] = [
+    [3000, 2000, 2, 2],
+    [10_000, 10_000, 8, 4],
+    [60_000, 10_000, 12, 6],
+];
 
 const BATCH: usize = 128;
 
 fn run(ctx: &Ctx) -> Result<Outcome> {
-    let b = budget(ctx.mode);
+    let b = Budget::pick(ctx.mode, BUDGETS);
     let data = load(ctx, "mnist", b.train, b.test)?;
     let flat = |x: &Tensor| normalize(x).view([x.size()[0], -1]);
     let (x_train, y_train) = (flat(&data.train_images), data.train_labels.shallow_clone());
     let (x_test, y_test) = (flat(&data.test_images), data.test_labels.shallow_clone());
     let n = x_train.size()[0];
-    let epochs = b.ce_epochs + b.metric_epochs;
+    let epochs = b.first_epochs + b.metric_epochs;
     let per_epoch = n as u64 / BATCH as u64;
-    let switch_iter = b.ce_epochs as u64 * per_epoch;
+    let switch_iter = b.first_epochs as u64 * per_epoch;
     let metric_iters = b.metric_epochs as u64 * per_epoch;
     let arms = [
         ("cross-entropy", Recipe::CrossEntropy),
         (
             "CE then soft accuracy",
             Recipe::Sequential {
-                switch_epoch: b.ce_epochs as u64,
+                switch_epoch: b.first_epochs as u64,
             },
         ),
     ];
@@ -198,7 +174,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
             "test_accuracy_per_seed": {"cross_entropy": acc[0], "ce_then_soft_accuracy": acc[1]},
             "gain": gain.json(), "loss_falls_accuracy_flat": falls_at,
             "recipe": {"model": "MLP 784 -> 128 -> 10, ReLU", "optimizer": "AdamW lr 1e-3, no decay, warmup + cosine",
-                       "batch": BATCH, "ce_epochs": b.ce_epochs, "metric_epochs": b.metric_epochs,
+                       "batch": BATCH, "ce_epochs": b.first_epochs, "metric_epochs": b.metric_epochs,
                        "soft_accuracy_tau": TAU, "train": b.train, "test": b.test},
         }),
     })

@@ -8,9 +8,10 @@ use tch::{nn, nn::Module, Tensor};
 
 use losses_smooth_metrics::{self as lsm, Recipe, SMOOTH_AP_TAU};
 
-use super::{fit, load, mean, mean_series, mlp, paired, seeds, series};
+use super::{
+    fit, load, mean, mean_series, mlp, paired, seeds, series, smoke_tolerance, Budget, PAIRED_NOTE,
+};
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
-use crate::report::Mode;
 
 const MAP_GAIN: &str = "Smooth-AP fine-tuning: test mAP gain over contrastive (mean over seeds)";
 const R1_GAIN: &str =
@@ -35,44 +36,19 @@ pub(super) fn claim() -> Claim {
             Bound::above(MAP_GAIN, 0.0).percent(),
             Bound::at_least(R1_GAIN, 0.0).percent(),
         ])
-        .note("paired over seeds, same init and batches; 95% intervals in the details"),
-        smoke_tolerance: Some(
-            Tolerance::new([]).note("none: tiny subsets and 2 seeds, the recipe only has to run"),
-        ),
+        .note(PAIRED_NOTE),
+        smoke_tolerance: smoke_tolerance(),
         full_needs: None,
         run,
     }
 }
 
-struct Budget {
-    train: usize,
-    test: usize,
-    first_epochs: usize,
-    ap_epochs: usize,
-}
-
-fn budget(mode: Mode) -> Budget {
-    match mode {
-        Mode::Smoke => Budget {
-            train: 2048,
-            test: 1000,
-            first_epochs: 2,
-            ap_epochs: 1,
-        },
-        Mode::Quick => Budget {
-            train: 20_000,
-            test: 2000,
-            first_epochs: 4,
-            ap_epochs: 3,
-        },
-        Mode::Full => Budget {
-            train: 60_000,
-            test: 5000,
-            first_epochs: 8,
-            ap_epochs: 4,
-        },
-    }
-}
+/// (train, test, cross-entropy epochs, metric epochs) in smoke, quick and full mode.
+const BUDGETS: [[usize; 4]; 3] = [
+    [2048, 1000, 2, 1],
+    [20_000, 2000, 4, 3],
+    [60_000, 5000, 8, 4],
+];
 
 const BATCH: usize = 128;
 
@@ -93,13 +69,13 @@ fn contrastive(z: &Tensor, y: &Tensor) -> Tensor {
 }
 
 fn run(ctx: &Ctx) -> Result<Outcome> {
-    let b = budget(ctx.mode);
+    let b = Budget::pick(ctx.mode, BUDGETS);
     let data = load(ctx, "fashion-mnist", b.train, b.test)?;
     let flat = |x: &Tensor| ((x - MEAN) / STD).view([x.size()[0], -1]);
     let (x_train, y_train) = (flat(&data.train_images), data.train_labels.shallow_clone());
     let (x_test, y_test) = (flat(&data.test_images), data.test_labels.shallow_clone());
     let n = x_train.size()[0];
-    let epochs = b.first_epochs + b.ap_epochs;
+    let epochs = b.first_epochs + b.metric_epochs;
     let arms = [
         ("contrastive", Recipe::CrossEntropy),
         (
@@ -194,7 +170,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
             "per_seed": {"map": map, "recall_at_1": r1, "recall_at_4": r4, "arms": ["contrastive", "contrastive_then_smooth_ap"]},
             "map_gain": g_map.json(), "recall_at_1_gain": g_r1.json(), "recall_at_4_gain": g_r4.json(),
             "recipe": {"model": "MLP 784 -> 256 -> 64, ReLU, cosine similarity", "optimizer": "AdamW lr 1e-3, no decay, warmup + cosine",
-                       "batch": BATCH, "contrastive_epochs": b.first_epochs, "smooth_ap_epochs": b.ap_epochs,
+                       "batch": BATCH, "contrastive_epochs": b.first_epochs, "smooth_ap_epochs": b.metric_epochs,
                        "contrastive_margin": MARGIN, "smooth_ap_tau": SMOOTH_AP_TAU, "train": b.train, "test": b.test,
                        "retrieval": "each test image a query against the other test images"},
         }),

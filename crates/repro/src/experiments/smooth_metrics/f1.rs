@@ -10,9 +10,11 @@ use tch::{nn, nn::Module, Kind, Tensor};
 
 use losses_smooth_metrics::{self as lsm, Average, Recipe, SigmoidF1};
 
-use super::{fit, load, mean, mean_series, mlp, paired, seeds, series, Paired};
+use super::{
+    fit, load, mean, mean_series, mlp, paired, seeds, series, smoke_tolerance, Budget, Paired,
+    PAIRED_NOTE,
+};
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
-use crate::report::Mode;
 
 const FASHION_SOFT: &str = "Fashion shirt-vs-rest: soft-F1 gain in test F1 (mean over seeds)";
 const FASHION_SIGMOID: &str = "Fashion shirt-vs-rest: sigmoidF1 gain in test F1 (mean over seeds)";
@@ -42,48 +44,19 @@ pub(super) fn claim() -> Claim {
             Bound::above(PAIRS_SOFT, 0.0).percent(),
             Bound::above(PAIRS_SIGMOID, 0.0).percent(),
         ])
-        .note("paired over seeds, same init and batches; 95% intervals in the details"),
-        smoke_tolerance: Some(
-            Tolerance::new([]).note("none: tiny subsets and 2 seeds, the recipe only has to run"),
-        ),
+        .note(PAIRED_NOTE),
+        smoke_tolerance: smoke_tolerance(),
         full_needs: None,
         run,
     }
 }
 
-struct Budget {
-    train: usize,
-    pairs: i64,
-    test: usize,
-    ce_epochs: usize,
-    metric_epochs: usize,
-}
-
-fn budget(mode: Mode) -> Budget {
-    match mode {
-        Mode::Smoke => Budget {
-            train: 2000,
-            pairs: 2000,
-            test: 1000,
-            ce_epochs: 1,
-            metric_epochs: 1,
-        },
-        Mode::Quick => Budget {
-            train: 20_000,
-            pairs: 20_000,
-            test: 10_000,
-            ce_epochs: 6,
-            metric_epochs: 4,
-        },
-        Mode::Full => Budget {
-            train: 60_000,
-            pairs: 60_000,
-            test: 10_000,
-            ce_epochs: 10,
-            metric_epochs: 6,
-        },
-    }
-}
+/// (train, test, cross-entropy epochs, metric epochs) in smoke, quick and full mode.
+const BUDGETS: [[usize; 4]; 3] = [
+    [2000, 1000, 1, 1],
+    [20_000, 10_000, 6, 4],
+    [60_000, 10_000, 10, 6],
+];
 
 /// One task: flattened inputs and 0/1 targets (`[N]` binary or `[N, C]` multi-label).
 struct Task {
@@ -143,12 +116,12 @@ fn test_f1(model: &nn::Sequential, task: &Task) -> Result<f64> {
 fn run_task(ctx: &Ctx, task: &Task, b: &Budget) -> Result<TaskResult> {
     let mut f1: [Vec<f64>; 3] = Default::default();
     let mut curves: [Vec<Vec<(f64, f64)>>; 3] = Default::default();
-    let epochs = b.ce_epochs + b.metric_epochs;
+    let epochs = b.first_epochs + b.metric_epochs;
     let n = task.x_train.size()[0];
     let d = task.x_train.size()[1];
     for s in 0..seeds(ctx.mode) {
         let seed = ctx.seed + s as u64;
-        for (a, (arm, recipe, sigmoid)) in arms(b.ce_epochs as u64).into_iter().enumerate() {
+        for (a, (arm, recipe, sigmoid)) in arms(b.first_epochs as u64).into_iter().enumerate() {
             tch::manual_seed(seed as i64);
             let mut vs = nn::VarStore::new(ctx.device);
             let model = mlp(&vs.root(), &[d, 256, task.outputs()]);
@@ -225,8 +198,8 @@ fn pairs(images: &Tensor, labels: &Tensor, n: i64) -> (Tensor, Tensor) {
 }
 
 fn pairs_task(ctx: &Ctx, b: &Budget) -> Result<Task> {
-    let data = load(ctx, "mnist", b.pairs as usize, b.test)?;
-    let (x_train, t_train) = pairs(&data.train_images, &data.train_labels, b.pairs);
+    let data = load(ctx, "mnist", b.train, b.test)?;
+    let (x_train, t_train) = pairs(&data.train_images, &data.train_labels, b.train as i64);
     let (x_test, t_test) = pairs(&data.test_images, &data.test_labels, b.test as i64);
     Ok(Task {
         name: "digit pairs",
@@ -275,7 +248,7 @@ fn plot(ctx: &Ctx, file: &str, title: &str, r: &TaskResult, switch: usize) -> Re
 }
 
 fn run(ctx: &Ctx) -> Result<Outcome> {
-    let b = budget(ctx.mode);
+    let b = Budget::pick(ctx.mode, BUDGETS);
     let fashion = run_task(ctx, &fashion_task(ctx, &b)?, &b)?;
     let digit_pairs = run_task(ctx, &pairs_task(ctx, &b)?, &b)?;
     let (fs, fg, fj) = summary(&fashion);
@@ -285,14 +258,14 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
         "f1_fashion.png",
         "smooth.f1-imbalanced: Fashion-MNIST shirt vs rest (1:9)",
         &fashion,
-        b.ce_epochs,
+        b.first_epochs,
     )?;
     plot(
         ctx,
         "f1_pairs.png",
         "smooth.f1-imbalanced: MNIST digit pairs, macro F1 over 10 labels",
         &digit_pairs,
-        b.ce_epochs,
+        b.first_epochs,
     )?;
     Ok(Outcome {
         value: fs.mean,
@@ -312,9 +285,9 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
         details: json!({
             "fashion_shirt_vs_rest": fj, "digit_pairs": pj,
             "recipe": {"model": "MLP 784 (or 1568) -> 256 -> 1 (or 10), ReLU", "optimizer": "AdamW lr 1e-3, no decay, warmup + cosine",
-                       "batch": 256, "ce_epochs": b.ce_epochs, "metric_epochs": b.metric_epochs,
+                       "batch": 256, "ce_epochs": b.first_epochs, "metric_epochs": b.metric_epochs,
                        "soft_f1": "sigmoid(z / 1) counts, macro over labels", "sigmoid_f1": {"S": SIGMOID_F1.s, "E": SIGMOID_F1.e},
-                       "train": b.train, "pairs": b.pairs, "test": b.test, "positive_class": POSITIVE},
+                       "train": b.train, "pairs": b.train as i64, "test": b.test, "positive_class": POSITIVE},
         }),
     })
 }

@@ -9,10 +9,11 @@ use tch::{nn, Kind, Tensor};
 
 use losses_smooth_metrics::{self as lsm, Classes, LovaszSoftmax, Recipe};
 
-use super::{fit, load, mean, mean_series, paired, seeds, series};
+use super::{
+    fit, load, mean, mean_series, paired, seeds, series, smoke_tolerance, Budget, PAIRED_NOTE,
+};
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
 use crate::experiments::mnist::normalize;
-use crate::report::Mode;
 
 const GAIN: &str = "Lovasz-Softmax fine-tuning: test mIoU gain over CE (mean over seeds)";
 const CLASSES: i64 = 11;
@@ -25,45 +26,15 @@ pub(super) fn claim() -> Claim {
         source: "Berman, Rannen Triki, Blaschko 2018, The Lovasz-Softmax loss, CVPR (arXiv \
                  1705.08790), Sec. 3-4, Table 1 (Pascal VOC: +1.4 to +3.5 mIoU after CE)",
         paper_value: "mIoU up after CE pre-training (Pascal VOC, DeepLab)",
-        tolerance: Tolerance::new([Bound::above(GAIN, 0.0).percent()])
-            .note("paired over seeds, same init and batches; 95% interval in the details"),
-        smoke_tolerance: Some(
-            Tolerance::new([]).note("none: tiny subsets and 2 seeds, the recipe only has to run"),
-        ),
+        tolerance: Tolerance::new([Bound::above(GAIN, 0.0).percent()]).note(PAIRED_NOTE),
+        smoke_tolerance: smoke_tolerance(),
         full_needs: None,
         run,
     }
 }
 
-struct Budget {
-    train: usize,
-    test: usize,
-    ce_epochs: usize,
-    metric_epochs: usize,
-}
-
-fn budget(mode: Mode) -> Budget {
-    match mode {
-        Mode::Smoke => Budget {
-            train: 512,
-            test: 300,
-            ce_epochs: 1,
-            metric_epochs: 1,
-        },
-        Mode::Quick => Budget {
-            train: 3072,
-            test: 1000,
-            ce_epochs: 4,
-            metric_epochs: 2,
-        },
-        Mode::Full => Budget {
-            train: 20_000,
-            test: 5000,
-            ce_epochs: 10,
-            metric_epochs: 5,
-        },
-    }
-}
+/// (train, test, cross-entropy epochs, metric epochs) in smoke, quick and full mode.
+const BUDGETS: [[usize; 4]; 3] = [[512, 300, 1, 1], [3072, 1000, 4, 2], [20_000, 5000, 10, 5]];
 
 const BATCH: usize = 64;
 
@@ -128,18 +99,18 @@ impl Fcn {
 }
 
 fn run(ctx: &Ctx) -> Result<Outcome> {
-    let b = budget(ctx.mode);
+    let b = Budget::pick(ctx.mode, BUDGETS);
     let data = load(ctx, "mnist", b.train, b.test)?;
     let (x_train, m_train) = images_and_masks(&data.train_images, &data.train_labels);
     let (x_test, m_test) = images_and_masks(&data.test_images, &data.test_labels);
     let n = x_train.size()[0];
-    let epochs = b.ce_epochs + b.metric_epochs;
+    let epochs = b.first_epochs + b.metric_epochs;
     let arms = [
         ("cross-entropy", Recipe::CrossEntropy),
         (
             "CE then Lovasz-Softmax",
             Recipe::Sequential {
-                switch_epoch: b.ce_epochs as u64,
+                switch_epoch: b.first_epochs as u64,
             },
         ),
     ];
@@ -235,7 +206,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
             "gain": gain.json(),
             "recipe": {"model": "FCN at 14 px: conv 3x3 8, 16 s2, 32, 32 s2; concat of the 14 px features, the 7 px ones upsampled and the global mean of the 4 px ones; 1x1 -> 11",
                        "target": "MNIST avg-pooled 2x2 to 14 x 14; pixel > 0.35 -> digit + 1, else background 0", "optimizer": "AdamW lr 2e-3, no decay, warmup + cosine",
-                       "batch": BATCH, "ce_epochs": b.ce_epochs, "metric_epochs": b.metric_epochs,
+                       "batch": BATCH, "ce_epochs": b.first_epochs, "metric_epochs": b.metric_epochs,
                        "lovasz": lovasz, "train": b.train, "test": b.test, "miou": "classes present, over all test pixels"},
         }),
     })

@@ -23,12 +23,48 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tch::{nn, Kind, Tensor};
 
-use crate::claim::{Claim, Ctx};
+use crate::claim::{Claim, Ctx, Tolerance};
 use crate::report::Mode;
 
 /// The claims of this module, in report order.
 pub fn claims() -> Vec<Claim> {
     vec![f1::claim(), accuracy::claim(), iou::claim(), ap::claim()]
+}
+
+/// What every claim here says of its tolerance.
+const PAIRED_NOTE: &str = "paired over seeds, same init and batches; 95% intervals in the details";
+
+/// The smoke tolerance of every claim here: none, the recipe only has to run.
+fn smoke_tolerance() -> Option<Tolerance> {
+    Some(Tolerance::new([]).note("none: tiny subsets and 2 seeds, the recipe only has to run"))
+}
+
+/// A claim's data and epochs in one mode: training and test items, epochs of the first loss
+/// (cross-entropy; the contrastive loss for `smooth.ap`) and of the metric loss after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Budget {
+    train: usize,
+    test: usize,
+    first_epochs: usize,
+    metric_epochs: usize,
+}
+
+impl Budget {
+    /// The row of `table` ((train, test, first epochs, metric epochs) for smoke, quick and
+    /// full) for `mode`.
+    fn pick(mode: Mode, table: [[usize; 4]; 3]) -> Self {
+        let [train, test, first_epochs, metric_epochs] = match mode {
+            Mode::Smoke => table[0],
+            Mode::Quick => table[1],
+            Mode::Full => table[2],
+        };
+        Self {
+            train,
+            test,
+            first_epochs,
+            metric_epochs,
+        }
+    }
 }
 
 /// How many seeds a mode runs.
