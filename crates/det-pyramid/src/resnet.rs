@@ -194,6 +194,20 @@ impl Norm {
             Norm::Frozen(bn) => bn.forward(x),
         }
     }
+
+    /// A fresh norm of the same kind for `c` channels under `p`.
+    fn like(&self, p: &nn::Path, c: i64) -> Self {
+        Norm::new(p, c, matches!(self, Norm::Frozen(_)))
+    }
+}
+
+/// BatchNorms for one run of a stage with its own statistics and affine parameters
+/// (TridentNet's per-branch BN: the convs shared, the norms not). Made by
+/// [`ResNet::branch_norms`], used by [`ResNet::stage_with`].
+#[derive(Debug)]
+pub struct StageNorms {
+    stage: usize,
+    blocks: Vec<(Vec<Norm>, Option<Norm>)>,
 }
 
 /// A bias-free conv whose weight can be applied with another dilation (TridentNet).
@@ -271,11 +285,34 @@ impl Block {
         Self { convs, downsample }
     }
 
-    /// The block with its 3x3 convs at `dilation` (1 = the plain block).
-    fn forward_t(&self, x: &Tensor, train: bool, dilation: i64) -> Tensor {
+    /// Norms like this block's under `p` (torchvision's names inside the block).
+    fn norms_like(&self, p: &nn::Path) -> (Vec<Norm>, Option<Norm>) {
+        let convs = self
+            .convs
+            .iter()
+            .enumerate()
+            .map(|(i, (c, n))| n.like(&(p / format!("bn{}", i + 1)), c.weight.size()[0]))
+            .collect();
+        let down = self
+            .downsample
+            .as_ref()
+            .map(|(c, n)| n.like(&(p / "downsample" / 1), c.weight.size()[0]));
+        (convs, down)
+    }
+
+    /// The block with its 3x3 convs at `dilation` (1 = the plain block), with its own norms
+    /// or `norms` in their place.
+    fn forward_t(
+        &self,
+        x: &Tensor,
+        train: bool,
+        dilation: i64,
+        norms: Option<&(Vec<Norm>, Option<Norm>)>,
+    ) -> Tensor {
         let last = self.convs.len() - 1;
         let mut h = x.shallow_clone();
-        for (i, (conv, bn)) in self.convs.iter().enumerate() {
+        for (i, (conv, own)) in self.convs.iter().enumerate() {
+            let bn = norms.and_then(|n| n.0.get(i)).unwrap_or(own);
             let d = if conv.weight.size()[2] == 3 {
                 dilation
             } else {
@@ -287,7 +324,10 @@ impl Block {
             }
         }
         let identity = match &self.downsample {
-            Some((conv, bn)) => bn.forward_t(&conv.forward_dilated(x, 1), train),
+            Some((conv, own)) => {
+                let bn = norms.and_then(|n| n.1.as_ref()).unwrap_or(own);
+                bn.forward_t(&conv.forward_dilated(x, 1), train)
+            }
             None => x.shallow_clone(),
         };
         (h + identity).relu()
@@ -430,15 +470,56 @@ impl ResNet {
     /// `layer{stage}` (1 ..= 4) with its 3x3 convs at `dilation` (1 = the plain stage; 2, 3 =
     /// TridentNet's branches, the same weight tensors).
     pub fn stage(&self, stage: usize, x: &Tensor, train: bool, dilation: i64) -> Result<Tensor> {
-        let blocks = stage
+        self.stage_with(stage, x, train, dilation, None)
+    }
+
+    fn blocks(&self, stage: usize) -> Result<&[Block]> {
+        stage
             .checked_sub(1)
             .and_then(|i| self.layers.get(i))
-            .ok_or_else(|| PyramidError::config("ResNet stage", "1 ..= 4", stage))?;
+            .map(Vec::as_slice)
+            .ok_or_else(|| PyramidError::config("ResNet stage", "1 ..= 4", stage))
+    }
+
+    /// [`ResNet::stage`] with the BatchNorms of `norms` (made for this stage by
+    /// [`ResNet::branch_norms`]) in place of the trunk's own: the same conv weights,
+    /// other normalisation.
+    pub fn stage_with(
+        &self,
+        stage: usize,
+        x: &Tensor,
+        train: bool,
+        dilation: i64,
+        norms: Option<&StageNorms>,
+    ) -> Result<Tensor> {
+        let blocks = self.blocks(stage)?;
+        if let Some(n) = norms {
+            if n.stage != stage || n.blocks.len() != blocks.len() {
+                return Err(PyramidError::config(
+                    "stage norms",
+                    format!("norms of layer{stage} ({} blocks)", blocks.len()),
+                    format!("norms of layer{} ({} blocks)", n.stage, n.blocks.len()),
+                ));
+            }
+        }
         let mut h = x.shallow_clone();
-        for b in blocks {
-            h = b.forward_t(&h, train, dilation);
+        for (i, b) in blocks.iter().enumerate() {
+            h = b.forward_t(&h, train, dilation, norms.map(|n| &n.blocks[i]));
         }
         Ok(h)
+    }
+
+    /// A second set of BatchNorms for `layer{stage}` under `p` (`p / "0" / "bn1"`, ...: the
+    /// block index, then torchvision's names), of the same kind (frozen or not) as the
+    /// trunk's, initialised as BatchNorm is (weight 1, bias 0, statistics 0 / 1).
+    pub fn branch_norms(&self, p: &nn::Path, stage: usize) -> Result<StageNorms> {
+        let blocks = self
+            .blocks(stage)?
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.norms_like(&(p / i)))
+            .collect();
+        Ok(StageNorms { stage, blocks })
     }
 
     /// C2 .. C5 of an image batch `[B, 3, H, W]`.

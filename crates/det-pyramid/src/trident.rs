@@ -16,7 +16,7 @@ use tch::Tensor;
 use crate::error::{PyramidError, Result};
 use crate::fpn::Pyramid;
 use crate::levels::{trident_ranges, ValidRange};
-use crate::resnet::{ResNet, ResNetConfig};
+use crate::resnet::{ResNet, ResNetConfig, StageNorms};
 use crate::retinanet::Backbone;
 
 /// TridentNet's settings.
@@ -33,6 +33,11 @@ pub struct TridentConfig {
     pub out_channels: i64,
     /// The branch TridentNet-Fast keeps (1: the middle one).
     pub fast_branch: usize,
+    /// BatchNorm per branch in the trident stage (simpledet's unshared-BN option; the convs
+    /// stay shared): branch 0 uses the trunk's own `layer3` norms, branch `i > 0` its own
+    /// under `neck.branch_bn.<i>` (false: every branch shares the trunk's norms).
+    #[serde(default)]
+    pub branch_bn: bool,
 }
 
 impl TridentConfig {
@@ -44,6 +49,7 @@ impl TridentConfig {
             ranges: trident_ranges().to_vec(),
             out_channels,
             fast_branch: 1,
+            branch_bn: false,
         }
     }
 }
@@ -56,6 +62,8 @@ pub struct TridentNet {
     pub trunk: ResNet,
     lateral: nn::Conv2D,
     output: nn::Conv2D,
+    /// Per branch, its own `layer3` norms (`branch_bn`), `None` for the trunk's.
+    norms: Vec<Option<StageNorms>>,
     fast: AtomicBool,
 }
 
@@ -88,7 +96,15 @@ impl TridentNet {
             };
             nn::conv2d(&n / name, cin, cfg.out_channels, k, c)
         };
+        let norms = (0..cfg.dilations.len())
+            .map(|i| {
+                (cfg.branch_bn && i > 0)
+                    .then(|| trunk.branch_norms(&(&n / "branch_bn" / i), 3))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
+            norms,
             lateral: conv("lateral", c4, 1),
             output: conv("output", cfg.out_channels, 3),
             trunk,
@@ -111,7 +127,11 @@ impl TridentNet {
     pub fn branches(&self, c3: &Tensor, train: bool) -> Result<Vec<Tensor>> {
         self.branch_ids()
             .into_iter()
-            .map(|i| self.trunk.stage(3, c3, train, self.cfg.dilations[i]))
+            .map(|i| {
+                let norms = self.norms.get(i).and_then(Option::as_ref);
+                self.trunk
+                    .stage_with(3, c3, train, self.cfg.dilations[i], norms)
+            })
             .collect()
     }
 
@@ -220,8 +240,62 @@ mod tests {
         );
         let bad = TridentConfig {
             ranges: vec![],
-            ..cfg
+            ..cfg.clone()
         };
         assert!(TridentNet::new(&(vs.root() / "x"), &bad).is_err());
+    }
+
+    #[test]
+    fn per_branch_batchnorm_shares_the_convs_not_the_norms() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = TridentConfig {
+            branch_bn: true,
+            ..TridentConfig::new(ResNetConfig::small(Depth::R18, 8), 16)
+        };
+        let net = TridentNet::new(&vs.root(), &cfg).unwrap();
+        let vars = vs.variables();
+        let count = |pat: &str| vars.keys().filter(|k| k.contains(pat)).count();
+        // Still one conv tensor, but a BN per branch (the trunk's + two).
+        assert_eq!(count("layer3.0.conv2.weight"), 1);
+        assert_eq!(count("layer3.0.bn2.weight"), 1);
+        assert_eq!(count("branch_bn.1.0.bn2.weight"), 1);
+        assert_eq!(count("branch_bn.2.0.bn2.weight"), 1);
+        assert_eq!(count("branch_bn.0."), 0);
+        let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let c3 = tch::no_grad(|| {
+            let c2 = net
+                .trunk
+                .stage(1, &net.trunk.stem(&x, false), false, 1)
+                .unwrap();
+            net.trunk.stage(2, &c2, false, 1).unwrap()
+        });
+        // Change branch 1's norm only: branch 1 moves, branch 0 does not.
+        let before = tch::no_grad(|| net.branches(&c3, false).unwrap());
+        let mut b1 = vars["neck.branch_bn.1.1.bn2.bias"].shallow_clone();
+        tch::no_grad(|| {
+            let _ = b1.fill_(0.5);
+        });
+        let after = tch::no_grad(|| net.branches(&c3, false).unwrap());
+        let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+        assert!(diff(&before[0], &after[0]) < 1e-7);
+        assert!(diff(&before[1], &after[1]) > 1e-3);
+        // Gradients: the shared conv gets all branches, branch 2's norm only its own.
+        let mut w = vars["body.layer3.0.conv2.weight"].shallow_clone();
+        let mut g2 = vars["neck.branch_bn.2.0.bn2.weight"].shallow_clone();
+        w.zero_grad();
+        g2.zero_grad();
+        let out = net.branches(&c3, true).unwrap();
+        out[0].square().sum(Kind::Float).backward();
+        assert!(w.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        assert!(!g2.grad().defined() || g2.grad().abs().sum(Kind::Float).double_value(&[]) == 0.0);
+        // Norms of another stage are refused by name.
+        let other = net.trunk.branch_norms(&(vs.root() / "y"), 2).unwrap();
+        let e = net
+            .trunk
+            .stage_with(3, &c3, false, 1, Some(&other))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer3") && e.contains("layer2"), "{e}");
     }
 }
