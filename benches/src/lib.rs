@@ -29,6 +29,18 @@ pub fn sync(device: Device) {
     }
 }
 
+/// `iters` calls of `f` between two device synchronisations: the measurement of criterion's
+/// `iter_custom` for work queued on a GPU (on the CPU the synchronisations are no-ops).
+pub fn timed(device: Device, iters: u64, mut f: impl FnMut()) -> std::time::Duration {
+    sync(device);
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    sync(device);
+    start.elapsed()
+}
+
 fn var(path: nn::Path, name: &str, dims: &[i64]) {
     let _ = path.var(
         name,

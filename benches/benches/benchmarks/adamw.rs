@@ -7,23 +7,12 @@
 //! around the loop when on a GPU.
 
 use benches::{
-    bench_device, device_label, fill_grads, many_small_store, num_params, sync, vit_like_store,
+    bench_device, device_label, fill_grads, many_small_store, num_params, timed, vit_like_store,
 };
 use criterion::{BenchmarkId, Criterion};
-use std::time::{Duration, Instant};
 use tch::nn::{self, OptimizerConfig};
 use tch::Device;
 use train_kit::{AdamW, AdamWConfig, ParamGroup, PerParamAdamW};
-
-fn timed(device: Device, iters: u64, mut step: impl FnMut()) -> Duration {
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        step();
-    }
-    sync(device);
-    start.elapsed()
-}
 
 pub fn adamw_step(c: &mut Criterion) {
     let device = bench_device();

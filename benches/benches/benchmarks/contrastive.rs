@@ -2,22 +2,11 @@
 //! (the benchmark's batch) and a 1024 x 1024 score matrix, and one SimCLR NT-Xent loss
 //! forward + backward on 2 x 256 embeddings of width 128.
 
-use benches::{bench_device, device_label, sync};
+use benches::{bench_device, device_label, timed};
 use contrastive_nce::losses::simclr_loss;
 use contrastive_nce::mi::{self, Estimator, Extras, MovingAverage};
 use criterion::{BenchmarkId, Criterion};
-use std::time::{Duration, Instant};
 use tch::{Kind, Tensor};
-
-fn timed(device: tch::Device, iters: u64, mut f: impl FnMut()) -> Duration {
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    sync(device);
-    start.elapsed()
-}
 
 /// Every estimator, forward and backward, on two score-matrix sizes.
 pub fn estimators(c: &mut Criterion) {

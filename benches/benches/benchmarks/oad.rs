@@ -6,24 +6,13 @@
 // A bench that cannot build its model has nothing to time: a panic is the report.
 #![allow(clippy::expect_used)]
 
-use benches::{bench_device, device_label, sync};
+use benches::{bench_device, device_label, timed};
 use criterion::{BenchmarkId, Criterion};
-use std::time::{Duration, Instant};
 use tch::{nn, Device, Kind, Tensor};
 
 use oad_transformer::{
     oad_loss, CellKind, OadConfig, OadStream, OadTR, RnnBaseline, RnnConfig, RnnStream,
 };
-
-fn timed(device: Device, iters: u64, mut f: impl FnMut()) -> Duration {
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    sync(device);
-    start.elapsed()
-}
 
 /// Per-frame latency: live vs re-run vs GRU step.
 pub fn per_frame(c: &mut Criterion) {
