@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use tch::nn;
 
-use super::{row, table, valid_aps, Row, Trial};
+use super::{row, table, valid_aps, Row, Sets, Trial};
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
 use crate::experiments::det_pyramid::train::{evaluate, Budget};
 use crate::experiments::det_pyramid::{budget, deepforest, mnist_config};
@@ -264,11 +264,9 @@ pub(super) fn last_loss_finite(metrics: &std::path::Path) -> bool {
 fn run_center_sampling(ctx: &Ctx) -> Result<Outcome> {
     let b = budget(ctx);
     let (train, test) = MnistDet::load(ctx.data_root.as_deref(), &mnist_config(ctx))?;
-    let mut sets: Vec<(&str, Arc<dyn DetectionSet>, Arc<dyn DetectionSet>)> =
-        vec![("MNIST-det", Arc::new(train), Arc::new(test))];
+    let mut sets: Vec<(&str, Sets)> = vec![("MNIST-det", (Arc::new(train), Arc::new(test)))];
     if ctx.mode != Mode::Smoke {
-        let (train, test) = deepforest(ctx)?;
-        sets.push(("deepforest", train, test));
+        sets.push(("deepforest", deepforest(ctx)?));
     }
     let variants = [
         FcosVariant::Original,
@@ -278,7 +276,7 @@ fn run_center_sampling(ctx: &Ctx) -> Result<Outcome> {
     let mut rows: Vec<Row> = Vec::new();
     let mut logs = Vec::new();
     let mut finite = true;
-    for (data, train, test) in &sets {
+    for (data, (train, test)) in &sets {
         for v in variants {
             let label = format!("{data} {}", v.name());
             let dir = label.replace([' ', '+'], "_");

@@ -38,6 +38,15 @@ pub fn claims() -> Vec<Claim> {
     all
 }
 
+/// A training set and a test set.
+pub(crate) type Sets = (
+    std::sync::Arc<dyn det_core::data::DetectionSet>,
+    std::sync::Arc<dyn det_core::data::DetectionSet>,
+);
+
+/// Named training logs (`metrics.jsonl`).
+pub(crate) type Logs = Vec<(String, PathBuf)>;
+
 /// One row of the anchor-free tables (COCO numbers in points, -1 made NaN).
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Row {

@@ -19,7 +19,7 @@ use train_kit::Series;
 
 use super::centernet::{centernet_config, train_centernet};
 use super::fcos::{fcos_config, train_fcos, FcosVariant};
-use super::{row, table, valid_aps, Row, Trial};
+use super::{row, table, valid_aps, Logs, Row, Trial};
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
 use crate::experiments::det_pyramid::train::{build, evaluate, fit, Budget, Variant};
 use crate::experiments::det_pyramid::{budget, deepforest, mnist_config};
@@ -104,7 +104,7 @@ fn compare(
     train: Arc<dyn DetectionSet>,
     test: Arc<dyn DetectionSet>,
     b: &Budget,
-) -> Result<(Vec<Row>, Vec<(String, std::path::PathBuf)>)> {
+) -> Result<(Vec<Row>, Logs)> {
     let classes = train.categories().len() as i64;
     let mut rows = Vec::new();
     let mut logs = Vec::new();
