@@ -23,6 +23,10 @@ pub struct Opts {
     /// Alternating rounds per side-by-side case.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// Only the side-by-side cases whose label contains this text (case-insensitive), e.g.
+    /// `--case ViT-B` or `--case COCO`.
+    #[arg(long)]
+    pub case: Option<String>,
     /// Arguments for criterion (`cargo bench -p benches -- ARGS`), e.g. a filter.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
@@ -280,12 +284,36 @@ pub fn cmd(opts: &Opts) -> Result<()> {
         util::run(&mut cmd)?;
     }
     if !opts.criterion_only {
-        side_by_side(&env, &root, opts.rounds.max(1))?;
+        side_by_side(&env, &root, opts.rounds.max(1), opts.case.as_deref())?;
     }
     Ok(())
 }
 
-fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
+/// The cases whose label contains `filter` (case-insensitive); all without one.
+fn selected(filter: Option<&str>) -> Vec<&'static Case> {
+    let f = filter.map(str::to_lowercase);
+    CPU_CASES
+        .iter()
+        .filter(|c| {
+            f.as_ref()
+                .is_none_or(|f| c.label.to_lowercase().contains(f.as_str()))
+        })
+        .collect()
+}
+
+fn side_by_side(env: &Env, root: &Path, rounds: usize, filter: Option<&str>) -> Result<()> {
+    let cases = selected(filter);
+    if cases.is_empty() {
+        anyhow::bail!(
+            "--case {:?} matches no side-by-side case; the labels are:\n{}",
+            filter.unwrap_or(""),
+            CPU_CASES
+                .iter()
+                .map(|c| c.label)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     let out = util::run_stdout(env.cargo(root).args([
         "build",
         "--release",
@@ -302,7 +330,7 @@ fn side_by_side(env: &Env, root: &Path, rounds: usize) -> Result<()> {
         .map_or(1, |n| n.get())
         .to_string();
     let mut results = Vec::new();
-    for case in CPU_CASES {
+    for case in cases {
         let rounds = rounds.min(case.max_rounds);
         eprintln!(
             "== side by side: {} ({rounds} alternating rounds)",
@@ -383,5 +411,14 @@ mod tests {
     fn median_of_rounds() {
         assert!(median_s(&json!({"median_s": 0.0})).is_err());
         assert_eq!(median_s(&json!({"median_s": 0.5})).unwrap(), 0.5);
+    }
+
+    #[test]
+    fn case_filter_is_case_insensitive_and_keeps_all_without_one() {
+        assert_eq!(selected(None).len(), CPU_CASES.len());
+        let coco = selected(Some("coco bbox"));
+        assert_eq!(coco.len(), 3);
+        assert!(coco.iter().all(|c| c.bin == "det_bench"));
+        assert!(selected(Some("no such case")).is_empty());
     }
 }
