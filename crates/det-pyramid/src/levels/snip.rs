@@ -224,6 +224,7 @@ impl train_kit::DataSource for SnipLoader {
 mod tests {
     use super::*;
     use det_core::data::{MnistDet, MnistDetConfig};
+    use tch::Tensor;
     use train_kit::DataSource;
 
     fn set() -> Arc<dyn DetectionSet> {
@@ -362,5 +363,58 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("2 finite factors"), "{e}");
+    }
+
+    #[test]
+    fn trains_through_the_trainer_over_two_scales() {
+        tch::manual_seed(1);
+        let mut vs = tch::nn::VarStore::new(Device::Cpu);
+        let model = crate::retinanet::tests::tiny(&vs, 10);
+        let cfg = SnipConfig::new(vec![
+            SnipScale {
+                size: 96,
+                range: ValidRange::new(-1.0, 20.0).unwrap(),
+            },
+            SnipScale {
+                size: 64,
+                range: ValidRange::new(12.0, -1.0).unwrap(),
+            },
+        ])
+        .unwrap();
+        let base = DetLoaderConfig {
+            batch_size: 2,
+            shuffle: true,
+            drop_last: true,
+            ..Default::default()
+        };
+        let loader = SnipLoader::new(set(), &base, &cfg, Device::Cpu).unwrap();
+        let tcfg = train_kit::TrainerConfig {
+            epochs: 1,
+            schedule: train_kit::Schedule::Constant { lr: 1e-3 },
+            eval_every: 0,
+            log_every: 0,
+            ..Default::default()
+        };
+        let run = train_kit::RunOptions::default();
+        let mut opt =
+            train_kit::AdamW::with_single_group(&vs, train_kit::AdamWConfig::default()).unwrap();
+        let mut seen = Vec::new();
+        let report = train_kit::Trainer::new(&tcfg, &run)
+            .unwrap()
+            .fit(
+                &mut vs,
+                &mut opt,
+                &loader,
+                |b: SnipBatch, _: &train_kit::StepInfo| -> anyhow::Result<Tensor> {
+                    seen.push(b.batch.images.size()[2]);
+                    let out = model.forward_t(&b.batch.images, true)?;
+                    Ok(b.loss(&model, &out)?.total)
+                },
+                train_kit::no_eval,
+            )
+            .unwrap();
+        assert_eq!(report.optimizer_steps, 6);
+        assert_eq!(seen, [96, 64, 96, 64, 96, 64]);
+        assert!(report.epoch_loss().iter().all(|l| l.is_finite()));
     }
 }
