@@ -273,7 +273,7 @@ fn leaky(x: &Tensor) -> Tensor {
 
 enum Trunk {
     Darknet(Vec<(Option<nn::Conv2D>, i64)>),
-    ResNet(ResNet, i64),
+    ResNet(Box<ResNet>, i64),
 }
 
 enum HeadLayers {
@@ -283,8 +283,8 @@ enum HeadLayers {
         out: nn::Linear,
     },
     Conv {
-        mid: nn::Conv2D,
-        out: nn::Conv2D,
+        mid: Box<nn::Conv2D>,
+        out: Box<nn::Conv2D>,
     },
 }
 
@@ -342,7 +342,10 @@ impl Yolo {
             Arch::ResNet { width, stride } => {
                 let rc = ResNetConfig::small(Depth::R18, width);
                 let ch = rc.channels()[if stride == 16 { 2 } else { 3 }];
-                (Trunk::ResNet(ResNet::new(&(p / "trunk"), &rc)?, stride), ch)
+                (
+                    Trunk::ResNet(Box::new(ResNet::new(&(p / "trunk"), &rc)?), stride),
+                    ch,
+                )
             }
         };
         let fm = cfg.input / cfg.stride();
@@ -386,7 +389,10 @@ impl Yolo {
                         ..Default::default()
                     },
                 );
-                HeadLayers::Conv { mid, out }
+                HeadLayers::Conv {
+                    mid: Box::new(mid),
+                    out: Box::new(out),
+                }
             }
         };
         Ok(Self {
@@ -616,7 +622,7 @@ mod tests {
         let raw = Tensor::randn([2, s * s * (b * 5 + c)], (Kind::Float, Device::Cpu));
         let cells = to_cells(&raw, Layout::Darknet, s, b, c).unwrap();
         // Cell (1, 2), box 1's confidence sits at S*S*C + i*B + 1 with i = row*S + col.
-        let i = 1 * s + 2;
+        let i = s + 2; // row 1, col 2
         let v = raw.double_value(&[0, s * s * c + i * b + 1]);
         assert_eq!(cells.double_value(&[0, 1, 2, 5 + 4]), v);
         // Its class 3 at i*C + 3.

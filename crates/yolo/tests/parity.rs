@@ -2,6 +2,8 @@
 //! (`tests/parity/params_ref.py`, `tests/parity/loss_ref.py`); run with
 //! `cargo test --release -p yolo parity -- --ignored`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use tch::{nn, Device, Kind, Tensor};
 use test_support::{assert_all_close, assert_close, read_json, run_reference, Tol};

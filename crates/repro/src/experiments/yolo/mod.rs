@@ -13,7 +13,7 @@ mod speed;
 use std::sync::Arc;
 
 use anyhow::Result;
-use det_core::data::{DetectionReport, DetectionSet, MnistDet};
+use det_core::data::{Category, DetRecord, DetectionReport, DetectionSet, MnistDet};
 use serde_json::json;
 use train_kit::Series;
 use yolo::{DecodeConfig, YoloDetector};
@@ -68,6 +68,31 @@ pub fn claims() -> Vec<Claim> {
     v.extend(speed::claims());
     v.extend(full::claims());
     v
+}
+
+/// The first `n` images of a set (the sliding window is slow to evaluate).
+pub(super) struct Head {
+    pub(super) inner: Arc<dyn DetectionSet>,
+    pub(super) n: usize,
+}
+
+impl DetectionSet for Head {
+    fn name(&self) -> String {
+        format!("{} (first {})", self.inner.name(), self.n)
+    }
+    fn categories(&self) -> &[Category] {
+        self.inner.categories()
+    }
+    fn records(&self) -> &[DetRecord] {
+        let r = self.inner.records();
+        &r[..self.n.min(r.len())]
+    }
+    fn image(&self, i: usize) -> det_core::Result<tch::Tensor> {
+        self.inner.image(i)
+    }
+    fn channels(&self) -> i64 {
+        self.inner.channels()
+    }
 }
 
 /// One row of a table.
@@ -210,5 +235,10 @@ fn run_digits(ctx: &Ctx) -> Result<Outcome> {
 
 fn run_trees(ctx: &Ctx) -> Result<Outcome> {
     let (train, test) = deepforest(ctx)?;
+    let test: Arc<dyn DetectionSet> = if ctx.mode == Mode::Smoke {
+        Arc::new(Head { inner: test, n: 8 })
+    } else {
+        test
+    };
     outcome(ctx, "deepforest", TREES_AP50, train, test)
 }
