@@ -64,7 +64,8 @@ fn overlay(img: &RgbImage, heat: &Tensor) -> Result<RgbImage> {
 }
 
 /// Writes `[image + predicted heatmap | image + target heatmap]` side by side: `image`
-/// `[3, H, W]`, `pred` and `target` `[C, H/4, W/4]` in `[0, 1]`.
+/// `[3, H, W]`, `pred` and `target` `[C, H/4, W/4]` in `[0, 1]`; inputs at most 128 px wide are
+/// enlarged by a whole factor to about 256 px.
 pub fn heatmap_png(image: &Tensor, pred: &Tensor, target: &Tensor, path: &Path) -> Result<()> {
     if pred.size() != target.size() {
         return Err(CenterNetError::input(
@@ -75,7 +76,11 @@ pub fn heatmap_png(image: &Tensor, pred: &Tensor, target: &Tensor, path: &Path) 
     }
     let img = to_rgb(image)?;
     let (a, b) = (overlay(&img, pred)?, overlay(&img, target)?);
-    let (w, h) = img.dimensions();
+    // Small inputs (MNIST-det's 96-128 px) are enlarged to about 256 px, nearest neighbour.
+    let k = (256 / img.width().max(1)).max(1);
+    let (w, h) = (img.width() * k, img.height() * k);
+    let up = |x: &RgbImage| image::imageops::resize(x, w, h, image::imageops::FilterType::Nearest);
+    let (a, b) = (up(&a), up(&b));
     let gap = 4;
     let mut out = RgbImage::from_pixel(2 * w + gap, h, Rgb([255, 255, 255]));
     image::imageops::replace(&mut out, &a, 0, 0);
@@ -147,7 +152,8 @@ mod tests {
         let p = dir.path().join("hm.png");
         heatmap_png(&img, &hm, &hm.zeros_like(), &p).unwrap();
         let r = image::open(&p).unwrap();
-        assert_eq!((r.width(), r.height()), (84, 32));
+        // 40 px wide: enlarged 6x.
+        assert_eq!((r.width(), r.height()), (2 * 240 + 4, 192));
         let d = ImageDetections {
             boxes: Tensor::from_slice(&[2.0f32, 2.0, 20.0, 20.0]).view([1, 4]),
             scores: Tensor::from_slice(&[0.9f32]),
