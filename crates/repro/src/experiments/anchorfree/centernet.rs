@@ -15,7 +15,7 @@ use train_kit::Series;
 
 use super::Trial;
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
-use crate::experiments::det_pyramid::train::{evaluate, Budget};
+use crate::experiments::det_pyramid::train::{evaluate, fit_detector, Budget};
 use crate::experiments::det_pyramid::{budget, deepforest, mnist_config};
 use crate::report::Mode;
 
@@ -83,9 +83,8 @@ pub(super) fn centernet_config(b: &Budget, classes: i64, radius: RadiusRule) -> 
     cfg
 }
 
-/// Trains a CenterNet on `train` with the budget, as det-pyramid's `fit` trains RetinaNet
-/// (same loader, augmentation, AdamW, warm-up cosine schedule, clipping, steps); the log goes
-/// to `ctx.out_dir/<dir>/metrics.jsonl`.
+/// Trains a CenterNet on `train` with the budget through [`fit_detector`], the set-up RetinaNet
+/// and FCOS train with; the log goes to `ctx.out_dir/<dir>/metrics.jsonl`.
 pub(super) fn fit_centernet(
     ctx: &Ctx,
     dir: &str,
@@ -99,53 +98,6 @@ pub(super) fn fit_centernet(
     let mut vs = nn::VarStore::new(ctx.device);
     let model = CenterNet::new(&vs.root(), &cfg)?;
     let targets = cfg.targets();
-    let augment = b.augment.then(|| det_core::data::AugmentConfig {
-        scale: (0.75, 1.25),
-        hsv: None,
-        ..Default::default()
-    });
-    let lcfg = DetLoaderConfig {
-        batch_size: b.batch_size,
-        shuffle: true,
-        drop_last: true,
-        seed: ctx.seed,
-        size: (b.size, b.size),
-        augment,
-        ..Default::default()
-    };
-    let loader = DetLoader::new(train, lcfg, ctx.device)?;
-    let per_epoch = loader.batches_per_epoch().max(1);
-    let epochs = b.steps.div_ceil(per_epoch).max(1);
-    let total = per_epoch * epochs;
-    let trainer_cfg = train_kit::TrainerConfig {
-        epochs,
-        schedule: train_kit::Schedule::WarmupCosine {
-            base_lr: b.lr,
-            min_lr: b.lr * 0.05,
-            warmup_steps: (total / 10).max(1),
-            total_steps: total,
-        },
-        clip_grad: Some(10.0),
-        seeding: train_kit::Seeding::Caller,
-        log_every: 5,
-        eval_every: 0,
-        ..Default::default()
-    };
-    let out = crate::experiments::fresh_dir(&ctx.out_dir.join(dir))?;
-    let run = train_kit::RunOptions {
-        dir: Some(out.clone()),
-        progress: true,
-        label: label.to_string(),
-        stop_after: None,
-    };
-    let mut opt = train_kit::AdamW::with_single_group(
-        &vs,
-        train_kit::AdamWConfig {
-            lr: b.lr,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
     let net = &model;
     let step = |batch: det_core::data::DetBatch,
                 _: &train_kit::StepInfo|
@@ -162,25 +114,18 @@ pub(super) fn fit_centernet(
             ],
         })
     };
-    let report = train_kit::Trainer::new(&trainer_cfg, &run)?.fit(
-        &mut vs,
-        &mut opt,
-        &loader,
-        step,
-        train_kit::no_eval,
-    )?;
+    let f = fit_detector(ctx, &mut vs, train, b, dir, label, step)?;
     Ok(TrainedCenterNet {
         vs,
         model,
-        metrics: out.join("metrics.jsonl"),
-        seconds: report.seconds,
+        metrics: f.metrics,
+        seconds: f.seconds,
     })
 }
 
 /// Trains CenterNet on `train` with det-pyramid's budget `b` and the `radius` rule, then
 /// evaluates it (COCO AP, speeds) on `test` at the budget's input size. The
 /// `anchorfree.vs-anchors` claim calls it for its CenterNet rows.
-#[allow(dead_code)] // until vs_anchors.rs calls it
 pub(super) fn train_centernet(
     ctx: &Ctx,
     dir: &str,

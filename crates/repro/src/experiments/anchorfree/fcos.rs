@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use det_anchorfree::fcos::{Fcos, FcosConfig, Targets};
-use det_core::data::{AugmentConfig, DetLoader, DetLoaderConfig, DetectionSet, MnistDet};
+use det_core::data::{DetectionSet, MnistDet};
 use det_pyramid::{Depth, FpnConfig, ResNetConfig, ResNetFpn, TopLevels};
 use serde::Serialize;
 use serde_json::json;
@@ -17,7 +17,7 @@ use tch::nn;
 
 use super::{row, table, valid_aps, Row, Sets, Trial};
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
-use crate::experiments::det_pyramid::train::{evaluate, Budget};
+use crate::experiments::det_pyramid::train::{evaluate, fit_detector, Budget};
 use crate::experiments::det_pyramid::{budget, deepforest, mnist_config};
 use crate::report::Mode;
 
@@ -121,53 +121,6 @@ fn fit_fcos(
     dir: &str,
     label: &str,
 ) -> Result<()> {
-    let augment = b.augment.then(|| AugmentConfig {
-        scale: (0.75, 1.25),
-        hsv: None,
-        ..Default::default()
-    });
-    let lcfg = DetLoaderConfig {
-        batch_size: b.batch_size,
-        shuffle: true,
-        drop_last: true,
-        seed: ctx.seed,
-        size: (b.size, b.size),
-        augment,
-        ..Default::default()
-    };
-    let loader = DetLoader::new(set, lcfg, ctx.device)?;
-    let per_epoch = loader.batches_per_epoch().max(1);
-    let epochs = b.steps.div_ceil(per_epoch).max(1);
-    let total = per_epoch * epochs;
-    let trainer_cfg = train_kit::TrainerConfig {
-        epochs,
-        schedule: train_kit::Schedule::WarmupCosine {
-            base_lr: b.lr,
-            min_lr: b.lr * 0.05,
-            warmup_steps: (total / 10).max(1),
-            total_steps: total,
-        },
-        clip_grad: Some(10.0),
-        seeding: train_kit::Seeding::Caller,
-        log_every: 5,
-        eval_every: 0,
-        ..Default::default()
-    };
-    let out = crate::experiments::fresh_dir(&ctx.out_dir.join(dir))?;
-    let run = train_kit::RunOptions {
-        dir: Some(out.clone()),
-        progress: true,
-        label: label.to_string(),
-        stop_after: None,
-    };
-    let mut opt = train_kit::AdamW::with_single_group(
-        &t.vs,
-        train_kit::AdamWConfig {
-            lr: b.lr,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
     let model = &t.model;
     let step = |batch: det_core::data::DetBatch,
                 _: &train_kit::StepInfo|
@@ -183,15 +136,9 @@ fn fit_fcos(
             ],
         })
     };
-    let report = train_kit::Trainer::new(&trainer_cfg, &run)?.fit(
-        &mut t.vs,
-        &mut opt,
-        &loader,
-        step,
-        train_kit::no_eval,
-    )?;
-    t.metrics = out.join("metrics.jsonl");
-    t.seconds = report.seconds;
+    let f = fit_detector(ctx, &mut t.vs, set, b, dir, label, step)?;
+    t.metrics = f.metrics;
+    t.seconds = f.seconds;
     Ok(())
 }
 

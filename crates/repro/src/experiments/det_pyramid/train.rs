@@ -160,15 +160,28 @@ pub fn build(variant: Variant, b: &Budget, classes: i64, device: Device) -> Resu
     })
 }
 
-/// Trains `t` on `set` with the budget; the log goes to `ctx.out_dir/<dir>/metrics.jsonl`.
-pub fn fit(
+/// What a detector's training run leaves: its log and how long it took.
+pub struct Fitted {
+    /// The training log (`metrics.jsonl`).
+    pub metrics: PathBuf,
+    /// Seconds of training.
+    pub seconds: f64,
+}
+
+/// The one training set-up every detector of the detection claims shares, so their rows compare
+/// like with like: a det-core loader at the budget's size (flip + scale jitter when
+/// `b.augment`), whole epochs reaching `b.steps`, AdamW (weight decay 1e-4) with a 10 % warm-up
+/// and a cosine to 5 % of `b.lr`, gradients clipped at 10, train-kit's [`train_kit::Trainer`].
+/// `step` gives a batch's loss; the log goes to `ctx.out_dir/<dir>/metrics.jsonl`.
+pub fn fit_detector(
     ctx: &Ctx,
-    t: &mut Trained,
+    vs: &mut nn::VarStore,
     set: Arc<dyn DetectionSet>,
     b: &Budget,
     dir: &str,
     label: &str,
-) -> Result<()> {
+    step: impl FnMut(det_core::data::DetBatch, &train_kit::StepInfo) -> Result<train_kit::StepOutput>,
+) -> Result<Fitted> {
     let augment = b.augment.then(|| AugmentConfig {
         scale: (0.75, 1.25),
         hsv: None,
@@ -209,13 +222,35 @@ pub fn fit(
         stop_after: None,
     };
     let mut opt = train_kit::AdamW::with_single_group(
-        &t.vs,
+        vs,
         train_kit::AdamWConfig {
             lr: b.lr,
             weight_decay: 1e-4,
             ..Default::default()
         },
     )?;
+    let report = train_kit::Trainer::new(&trainer_cfg, &run)?.fit(
+        vs,
+        &mut opt,
+        &loader,
+        step,
+        train_kit::no_eval,
+    )?;
+    Ok(Fitted {
+        metrics: out.join("metrics.jsonl"),
+        seconds: report.seconds,
+    })
+}
+
+/// Trains `t` on `set` with the budget ([`fit_detector`]).
+pub fn fit(
+    ctx: &Ctx,
+    t: &mut Trained,
+    set: Arc<dyn DetectionSet>,
+    b: &Budget,
+    dir: &str,
+    label: &str,
+) -> Result<()> {
     let model = &t.model;
     let step = |batch: det_core::data::DetBatch,
                 _: &train_kit::StepInfo|
@@ -227,15 +262,9 @@ pub fn fit(
             parts: vec![("cls".into(), l.cls), ("reg".into(), l.reg)],
         })
     };
-    let report = train_kit::Trainer::new(&trainer_cfg, &run)?.fit(
-        &mut t.vs,
-        &mut opt,
-        &loader,
-        step,
-        train_kit::no_eval,
-    )?;
-    t.metrics = out.join("metrics.jsonl");
-    t.seconds = report.seconds;
+    let f = fit_detector(ctx, &mut t.vs, set, b, dir, label, step)?;
+    t.metrics = f.metrics;
+    t.seconds = f.seconds;
     Ok(())
 }
 
