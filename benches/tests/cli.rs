@@ -12,6 +12,8 @@ const BINS: &[(&str, &str)] = &[
     ("contrastive_bench", env!("CARGO_BIN_EXE_contrastive_bench")),
     ("smooth_metrics_bench", env!("CARGO_BIN_EXE_smooth_metrics_bench")),
     ("det_bench", env!("CARGO_BIN_EXE_det_bench")),
+    ("det_pyramid_bench", env!("CARGO_BIN_EXE_det_pyramid_bench")),
+    ("anchorfree_bench", env!("CARGO_BIN_EXE_anchorfree_bench")),
 ];
 
 #[test]

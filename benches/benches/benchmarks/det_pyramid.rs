@@ -3,7 +3,7 @@
 //! location), and a RetinaNet detection pass per image-pyramid scale set (1x against 1x + 2x:
 //! the cost ratio of the image pyramid over the feature pyramid on the same images).
 
-use benches::{bench_device, device_label, sync};
+use benches::{bench_device, device_label, timed};
 use criterion::{BenchmarkId, Criterion};
 use det_pyramid::anchors::{grid_anchors, AnchorConfig};
 use det_pyramid::assign::{assign, MatcherConfig};
@@ -11,18 +11,8 @@ use det_pyramid::inference::{pyramid_detect, Merge, PyramidInferenceConfig};
 use det_pyramid::{
     Depth, Fpn, FpnConfig, ResNet, ResNetConfig, ResNetFpn, RetinaNet, RetinaNetConfig, ValidRange,
 };
-use std::time::{Duration, Instant};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
-fn timed(device: Device, iters: u64, mut f: impl FnMut()) -> Duration {
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    sync(device);
-    start.elapsed()
-}
 
 fn fpn_forward(c: &mut Criterion) {
     let device = bench_device();

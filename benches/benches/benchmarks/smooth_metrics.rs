@@ -4,21 +4,11 @@
 // A bench on fixed, valid inputs: a failing loss is a bug to stop on.
 #![allow(clippy::expect_used)]
 
-use benches::{bench_device, device_label, sync};
+use benches::{bench_device, device_label, timed};
 use criterion::{BenchmarkId, Criterion};
 use losses_smooth_metrics::{self as lsm, Average, Classes, LovaszSoftmax, SigmoidF1};
-use std::time::{Duration, Instant};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
-fn timed(device: Device, iters: u64, mut f: impl FnMut()) -> Duration {
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    sync(device);
-    start.elapsed()
-}
 
 fn grad(loss: &Tensor, x: &Tensor) {
     drop(Tensor::run_backward(&[loss], &[x], false, false));

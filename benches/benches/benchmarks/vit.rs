@@ -2,21 +2,11 @@
 //! (`scaled_dot_product_attention`), as a single op on ViT-S/16 shapes and inside the whole
 //! model; and a no-grad forward of every preset (patch 16, 224, batch 1).
 
-use benches::{bench_device, device_label, sync};
+use benches::{bench_device, device_label, timed};
 use criterion::{BenchmarkId, Criterion};
-use std::time::{Duration, Instant};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 use vit_core::{AttnImpl, ForwardOpts, Size, ViTConfig, VisionTransformer};
 
-fn timed(device: Device, iters: u64, mut f: impl FnMut()) -> Duration {
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    sync(device);
-    start.elapsed()
-}
 
 pub fn attention(c: &mut Criterion) {
     let device = bench_device();

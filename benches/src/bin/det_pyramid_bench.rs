@@ -21,33 +21,35 @@ use det_pyramid::{
 use tch::{nn, Kind, Tensor};
 use train_kit::Optimizer;
 
+/// One side-by-side det-pyramid timing: a ResNet + FPN forward or a RetinaNet training step.
+#[derive(clap::Parser, Debug)]
+#[command(
+    about = "ResNet + FPN forward or RetinaNet training step, the Rust half of \
+             benches/python/det_pyramid_bench.py"
+)]
+struct Cli {
+    #[command(flatten)]
+    step: benches::StepFlags,
+    /// fpn: a no-grad ResNet + FPN forward; train: one RetinaNet step.
+    #[arg(long, default_value = "fpn", value_parser = ["fpn", "train"])]
+    mode: String,
+    /// Square input side.
+    #[arg(long, default_value_t = 512)]
+    size: i64,
+    /// Trunk width (64 = torchvision's); the FPN and head keep 4x that width.
+    #[arg(long, default_value_t = 64)]
+    width: i64,
+}
+
 fn main() -> Result<()> {
-    let (mut mode, mut size, mut width) = ("fpn".to_owned(), 512i64, 64i64);
-    let a = benches::StepArgs::new("r50", 2).parse(|flag, value| {
-        Ok(match flag {
-            "--mode" => {
-                mode = value()?;
-                true
-            }
-            "--size" => {
-                size = value()?.parse()?;
-                true
-            }
-            "--width" => {
-                width = value()?.parse()?;
-                true
-            }
-            _ => false,
-        })
-    })?;
+    let cli = <Cli as clap::Parser>::parse();
+    let (mode, size, width) = (cli.mode, cli.size, cli.width);
+    let a = cli.step.resolve("r50", 2)?;
     let depth = match a.model.as_str() {
         "r50" => Depth::R50,
         "r18" => Depth::R18,
         other => bail!("--model: expected r50 or r18, got {other}"),
     };
-    if !["fpn", "train"].contains(&mode.as_str()) {
-        bail!("--mode: expected fpn or train, got {mode}");
-    }
     if a.bf16 && !a.device.is_cuda() {
         bail!(
             "--dtype bf16: expected --device cuda (CUDA bf16 autocast), got {:?}; \
