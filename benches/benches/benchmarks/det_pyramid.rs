@@ -13,7 +13,6 @@ use det_pyramid::{
 };
 use tch::{nn, Kind, Tensor};
 
-
 fn fpn_forward(c: &mut Criterion) {
     let device = bench_device();
     let mut group = c.benchmark_group(format!("fpn_forward/{}", device_label(device)));

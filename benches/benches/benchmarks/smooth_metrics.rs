@@ -9,7 +9,6 @@ use criterion::{BenchmarkId, Criterion};
 use losses_smooth_metrics::{self as lsm, Average, Classes, LovaszSoftmax, SigmoidF1};
 use tch::{Kind, Tensor};
 
-
 fn grad(loss: &Tensor, x: &Tensor) {
     drop(Tensor::run_backward(&[loss], &[x], false, false));
 }

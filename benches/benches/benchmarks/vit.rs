@@ -7,7 +7,6 @@ use criterion::{BenchmarkId, Criterion};
 use tch::{nn, Kind, Tensor};
 use vit_core::{AttnImpl, ForwardOpts, Size, ViTConfig, VisionTransformer};
 
-
 pub fn attention(c: &mut Criterion) {
     let device = bench_device();
     let mut group = c.benchmark_group(format!("vit_attention/{}", device_label(device)));
