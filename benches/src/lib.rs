@@ -115,8 +115,9 @@ pub fn fill_grads(vs: &nn::VarStore) {
     loss.backward();
 }
 
-/// The flags every side-by-side binary takes, as its Python twin does: `--model --batch --device
-/// cpu|cuda --dtype f32|bf16 --iters --warmup --threads`.
+/// The settings of a side-by-side run, as [`StepFlags::resolve`] gives them: the flags its
+/// Python twin takes too (`--model --batch --device cpu|cuda --dtype f32|bf16 --iters --warmup
+/// --threads`).
 #[derive(Debug, Clone)]
 pub struct StepArgs {
     /// The model preset (e.g. `vit_base_patch16_224`).
@@ -133,59 +134,6 @@ pub struct StepArgs {
     pub warmup: usize,
     /// libtorch's CPU threads, when set.
     pub threads: Option<i32>,
-}
-
-impl StepArgs {
-    /// Defaults: the CPU, float32, 20 timed iterations after 3 warm-up ones.
-    pub fn new(model: &str, batch: i64) -> Self {
-        Self {
-            model: model.to_owned(),
-            batch,
-            device: Device::Cpu,
-            bf16: false,
-            iters: 20,
-            warmup: 3,
-            threads: None,
-        }
-    }
-
-    /// Reads the process arguments: the common flags here, every other one through `extra`
-    /// (given the flag and a reader of its value; it returns whether it knew the flag). Then
-    /// applies `--threads` and checks that CUDA is there when asked for.
-    pub fn parse(
-        mut self,
-        mut extra: impl FnMut(&str, &mut dyn FnMut() -> anyhow::Result<String>) -> anyhow::Result<bool>,
-    ) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-            match flag.as_str() {
-                "--model" => self.model = value()?,
-                "--batch" => self.batch = value()?.parse()?,
-                "--device" => self.device = parse_device(&value()?)?,
-                "--dtype" => self.bf16 = parse_bf16(&value()?)?,
-                "--iters" => self.iters = value()?.parse()?,
-                "--warmup" => self.warmup = value()?.parse()?,
-                "--threads" => self.threads = Some(value()?.parse()?),
-                other => {
-                    if !extra(other, &mut value)? {
-                        anyhow::bail!("unknown argument {other}");
-                    }
-                }
-            }
-        }
-        if self.iters == 0 {
-            anyhow::bail!("--iters must be >= 1");
-        }
-        if let Some(t) = self.threads {
-            tch::set_num_threads(t);
-        }
-        if self.device != Device::Cpu && !tch::Cuda::is_available() {
-            anyhow::bail!("--device cuda but CUDA is not available to libtorch");
-        }
-        Ok(self)
-    }
 }
 
 /// The flags every side-by-side binary takes (clap, so each has `--help`), flattened into the

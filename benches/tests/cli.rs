@@ -10,10 +10,14 @@ const BINS: &[(&str, &str)] = &[
     ("gpu_check", env!("CARGO_BIN_EXE_gpu_check")),
     ("oad_bench", env!("CARGO_BIN_EXE_oad_bench")),
     ("contrastive_bench", env!("CARGO_BIN_EXE_contrastive_bench")),
-    ("smooth_metrics_bench", env!("CARGO_BIN_EXE_smooth_metrics_bench")),
+    (
+        "smooth_metrics_bench",
+        env!("CARGO_BIN_EXE_smooth_metrics_bench"),
+    ),
     ("det_bench", env!("CARGO_BIN_EXE_det_bench")),
     ("det_pyramid_bench", env!("CARGO_BIN_EXE_det_pyramid_bench")),
     ("anchorfree_bench", env!("CARGO_BIN_EXE_anchorfree_bench")),
+    ("yolo_bench", env!("CARGO_BIN_EXE_yolo_bench")),
 ];
 
 #[test]

@@ -226,6 +226,45 @@ pub const CPU_CASES: &[Case] = &[
         twin_args: &[],
     },
     Case {
+        label: "CenterNet ResNet-18 training step, 8x3x512x512, f32, CPU (vs the official layout in PyTorch)",
+        max_rounds: usize::MAX,
+        bin: "anchorfree_bench",
+        script: "benches/python/anchorfree_bench.py",
+        args: &[
+            "--mode", "train", "--batch", "8", "--size", "512", "--iters", "3", "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "CenterNet ResNet-18 inference + decode, 8x3x512x512, f32, CPU (vs PyTorch)",
+        max_rounds: usize::MAX,
+        bin: "anchorfree_bench",
+        script: "benches/python/anchorfree_bench.py",
+        args: &[
+            "--mode", "infer", "--batch", "8", "--size", "512", "--iters", "3", "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
+        label: "CenterNet targets of a batch of 8 (20 boxes each), CPU (vs the official numpy code)",
+        max_rounds: usize::MAX,
+        bin: "anchorfree_bench",
+        script: "benches/python/anchorfree_bench.py",
+        args: &["--mode", "targets", "--iters", "10", "--warmup", "2"],
+        twin_args: &[],
+    },
+    Case {
+        label: "Fast YOLO training step, 8x3x448x448, loss included, f32, CPU (vs PyTorch eager)",
+        max_rounds: usize::MAX,
+        bin: "yolo_bench",
+        script: "benches/python/yolo_bench.py",
+        args: &[
+            "--model", "fast", "--mode", "train", "--batch", "8", "--size", "448", "--iters", "3",
+            "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
         label: "OadTR live frame (ring buffer), THUMOS'14 size, f32, CPU (vs the official model)",
         max_rounds: usize::MAX,
         bin: "oad_bench",

@@ -5,21 +5,10 @@
 // A bench that cannot build its inputs has nothing to time.
 #![allow(clippy::expect_used)]
 
-use benches::{bench_device, device_label, sync};
+use benches::{bench_device, device_label, timed};
 use criterion::{BenchmarkId, Criterion};
-use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
 use yolo::{decode, grid_targets, yolo_loss, DecodeConfig, LossConfig};
-
-fn timed(device: Device, iters: u64, mut f: impl FnMut()) -> Duration {
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    sync(device);
-    start.elapsed()
-}
 
 /// 16 images of 448 px with 12 random boxes each (two of them padding).
 fn batch(device: Device) -> (Tensor, Tensor) {

@@ -13,30 +13,32 @@ use tch::{nn, Kind, Tensor};
 use train_kit::Optimizer;
 use yolo::{grid_targets, yolo_loss, LossConfig, Yolo, YoloConfig};
 
+/// One side-by-side YOLO timing: a training step (loss included) or an inference forward.
+#[derive(clap::Parser, Debug)]
+#[command(
+    about = "YOLO v1 training step or inference, the Rust half of benches/python/yolo_bench.py"
+)]
+struct Cli {
+    #[command(flatten)]
+    step: benches::StepFlags,
+    /// train: forward + loss + backward + SGD; infer: a no-grad forward.
+    #[arg(long, default_value = "train", value_parser = ["train", "infer"])]
+    mode: String,
+    /// Square input side (448 in the paper).
+    #[arg(long, default_value_t = 448)]
+    size: i64,
+}
+
 fn main() -> Result<()> {
-    let (mut mode, mut size) = ("train".to_owned(), 448i64);
-    let a = benches::StepArgs::new("fast", 8).parse(|flag, value| {
-        Ok(match flag {
-            "--mode" => {
-                mode = value()?;
-                true
-            }
-            "--size" => {
-                size = value()?.parse()?;
-                true
-            }
-            _ => false,
-        })
-    })?;
+    let cli = <Cli as clap::Parser>::parse();
+    let (mode, size) = (cli.mode, cli.size);
+    let a = cli.step.resolve("fast", 8)?;
     let mut cfg = match a.model.as_str() {
         "fast" => YoloConfig::fast(),
         "paper" => YoloConfig::paper(),
         other => bail!("--model: expected fast or paper, got {other}"),
     };
     cfg.input = size;
-    if !["train", "infer"].contains(&mode.as_str()) {
-        bail!("--mode: expected train or infer, got {mode}");
-    }
     if a.bf16 && (!a.device.is_cuda() || mode != "infer") {
         bail!(
             "--dtype bf16: expected --device cuda and --mode infer, got {:?} / {mode}; run the \
