@@ -1,11 +1,13 @@
 //! The anchor-free detectors against the anchor-based baseline: CenterNet, FCOS and
-//! det-pyramid's RetinaNet on the same reduced ResNet-18 trunk, data and training budget
-//! (`anchorfree.vs-anchors`), and the paper recipes on COCO (`anchorfree.full`, needs data).
+//! det-pyramid's RetinaNet on the same reduced ResNet-18 trunk, data and training budget, with
+//! YOLO v1's row beside them (`anchorfree.vs-anchors`), and the paper recipes on COCO
+//! (`anchorfree.full`, needs data).
 //!
 //! The target hyper-parameters are counted from each detector's config, the numbers a user
 //! chooses to turn boxes into training targets: RetinaNet's anchor base size per level,
 //! scales per level, aspect ratios and the two IoU thresholds; FCOS's regression-range bounds
-//! (plus the centre-sampling radius when on); CenterNet's Gaussian min overlap.
+//! (plus the centre-sampling radius when on); CenterNet's Gaussian min overlap; YOLO's grid
+//! side and boxes per cell.
 
 use std::sync::Arc;
 
@@ -171,6 +173,20 @@ fn compare(
             > 0.0,
     );
     rows.push(row(data, "CenterNet", &trial, n));
+    logs.push((label, trial.metrics.clone()));
+    // YOLO v1 on the small trunk, with the paper's own recipe (SGD, warm-up then steps) for the
+    // same steps on the same data; its targets need the grid side S and the boxes per cell B.
+    tch::manual_seed(ctx.seed as i64);
+    let label = format!("{data} YOLO v1");
+    let trial = crate::experiments::yolo::fit::train_yolo(
+        ctx,
+        &tag("YOLO_v1"),
+        &label,
+        Arc::clone(&train),
+        Arc::clone(&test),
+        b,
+    )?;
+    rows.push(row(data, "YOLO v1", &trial, 2));
     logs.push((label, trial.metrics.clone()));
     Ok((rows, logs))
 }
