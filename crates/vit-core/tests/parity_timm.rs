@@ -79,7 +79,10 @@ fn parity_with_timm_vit_tiny() {
         if let Some(r) = meta["extra"].get("tome").and_then(|r| r.as_i64()) {
             let y = tch::no_grad(|| model.forward_tome(x, vit_core::ToMe::new(r))).unwrap();
             let d = max_diff(&y, &file["__tome_logits__"]);
-            assert!(d <= TOL, "{case}: ToMe r={r} logits differ from the twin's by {d:e}");
+            assert!(
+                d <= TOL,
+                "{case}: ToMe r={r} logits differ from the twin's by {d:e}"
+            );
         }
         if let Some(indices) = meta["extra"].get("indices") {
             let idx: Vec<i64> = indices
