@@ -111,6 +111,17 @@ pub const CPU_CASES: &[Case] = &[
         twin_args: &[],
     },
     Case {
+        label: "ViT-S/16 training step (forward, cross-entropy, backward, AdamW), batch 8, 224, f32, CPU (vs timm)",
+        max_rounds: usize::MAX,
+        bin: "vit_bench",
+        script: "benches/python/vit_bench.py",
+        args: &[
+            "--model", "vit_small_patch16_224", "--batch", "8", "--mode", "train", "--iters", "5",
+            "--warmup", "1",
+        ],
+        twin_args: &[],
+    },
+    Case {
         label: "ViT-B/16 forward, batch 8, 224, f32, CPU (vs timm)",
         max_rounds: 3,
         bin: "vit_bench",
