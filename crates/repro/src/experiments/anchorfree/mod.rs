@@ -14,21 +14,10 @@ mod vs_anchors;
 
 use std::path::PathBuf;
 
-use det_core::data::DetectionReport;
 use train_kit::Series;
 
 use crate::claim::{Claim, Ctx};
-
-/// One detector trained with the shared budget and evaluated on a held-out set.
-#[derive(Debug, Clone)]
-pub(crate) struct Trial {
-    /// COCO statistics and images/s on the test set.
-    pub report: DetectionReport,
-    /// Seconds of training.
-    pub train_s: f64,
-    /// The training log (`metrics.jsonl`).
-    pub metrics: PathBuf,
-}
+pub(crate) use crate::experiments::det_pyramid::train::Trial;
 
 /// The det-anchorfree claims, in report order.
 pub fn claims() -> Vec<Claim> {

@@ -160,6 +160,17 @@ pub fn build(variant: Variant, b: &Budget, classes: i64, device: Device) -> Resu
     })
 }
 
+/// One detector trained with the shared budget and evaluated on a held-out set.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    /// COCO statistics and images/s on the test set.
+    pub report: DetectionReport,
+    /// Seconds of training.
+    pub train_s: f64,
+    /// The training log (`metrics.jsonl`).
+    pub metrics: PathBuf,
+}
+
 /// What a detector's training run leaves: its log and how long it took.
 pub struct Fitted {
     /// The training log (`metrics.jsonl`).

@@ -20,8 +20,8 @@ use yolo::train::{paper_sgd, Recipe, Scheduled, WarmupSteps};
 use yolo::{grid_targets, yolo_loss, DecodeConfig, LossConfig, Yolo, YoloConfig, YoloDetector};
 
 use crate::claim::Ctx;
-use crate::experiments::anchorfree::Trial;
 use crate::experiments::det_pyramid::train::Budget;
+use crate::experiments::det_pyramid::train::Trial;
 
 /// SGD peak learning rate of the adapted recipe: the paper's 1e-2 (4e-2 was tried on
 /// MNIST-det with the same budget: AP50 6.3 against 13.6).
