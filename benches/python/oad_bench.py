@@ -9,7 +9,7 @@ current + 0.5 anticipation, class 21 ignored) + backward + clip 1.0 + AdamW (for
 fused on CUDA). `stream` = one live frame done the way the Rust side does it: project one feature
 into a ring buffer of projected frames, run the encoder and decoder on the window (the official
 code has no live path; re-running the window would add the 64-row projection). Prints one JSON
-line.
+line. `--dtype bf16` wraps the forward and the loss in CUDA bf16 autocast (refused on the CPU).
 """
 import argparse
 import json
@@ -127,6 +127,9 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int)
     a = p.parse_args()
+    if a.dtype == "bf16" and a.device != "cuda":
+        p.error(f"--dtype bf16: expected --device cuda (CUDA bf16 autocast), got {a.device}; "
+                "run the CPU comparison with --dtype f32")
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -135,7 +138,7 @@ def main():
     feature, enc_steps, classes, d, queries = cfg[0], cfg[1], cfg[2], cfg[3], cfg[7]
     ignore = 21 if classes == 22 else -1
     model = OadTR(*cfg).to(dev)
-    bf16 = a.dtype == "bf16" and a.device == "cuda"
+    bf16 = a.dtype == "bf16"
 
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)

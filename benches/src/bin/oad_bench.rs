@@ -7,7 +7,9 @@
 //! 0.5, soft targets, ambiguous class ignored), backward, clipping at 1.0 and an AdamW step
 //! (train-kit's flat AdamW). `stream` is one live frame: `OadStream::push` of one feature vector
 //! (project one row into the ring buffer, encoder + decoder on the window); `--batch` is
-//! ignored there.
+//! ignored there. `--dtype bf16` runs the forward and the loss under CUDA bf16 autocast
+//! (`torch.autocast("cuda", torch.bfloat16)` on the Python side; weights, gradients and AdamW
+//! stay float32); on the CPU it is refused.
 
 use anyhow::{bail, Result};
 use oad_transformer::{oad_loss, OadConfig, OadStream, OadTR};
@@ -39,6 +41,13 @@ fn main() -> Result<()> {
     let cli = <Cli as clap::Parser>::parse();
     let mode = cli.mode;
     let a = cli.step.resolve("thumos_tsn", 128)?;
+    if a.bf16 && !a.device.is_cuda() {
+        bail!(
+            "--dtype bf16: expected --device cuda (CUDA bf16 autocast), got {:?}; \
+             run the CPU comparison with --dtype f32",
+            a.device
+        );
+    }
     tch::manual_seed(0);
     let cfg = config(&a.model)?;
     let vs = nn::VarStore::new(a.device);
