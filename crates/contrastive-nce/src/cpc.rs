@@ -261,6 +261,14 @@ impl Cpc {
             .context(&z)
             .mean_dim([1i64].as_slice(), false, Kind::Float))
     }
+
+    /// Per-frame features for a frame-level probe (phones, Sec. 3.1): the context `c_t` of
+    /// every encoder frame, `[b, t', context_dim]` (eval-mode BatchNorm); one frame per
+    /// [`CpcConfig::downsampling`] input samples. [`Cpc::features`] is its mean over time.
+    pub fn frame_contexts(&self, x: &Tensor) -> Result<Tensor> {
+        let z = self.encode(x, false)?;
+        Ok(self.context(&z))
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +319,26 @@ mod tests {
         assert!(last < first - 0.5, "{first} -> {last}");
         assert!(out.accuracy[0] > out.accuracy[5], "{:?}", out.accuracy);
         assert_eq!(m.features(&signals(3)).unwrap().size(), [3, 64]);
+    }
+
+    #[test]
+    fn frame_contexts_are_one_per_frame_and_average_to_the_features() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = CpcConfig {
+            channels: 8,
+            context_dim: 4,
+            ..CpcConfig::audio()
+        };
+        let m = Cpc::new(&vs.root(), &cfg).unwrap();
+        let x = Tensor::randn([2, 1, 3200], (Kind::Float, Device::Cpu));
+        let c = tch::no_grad(|| m.frame_contexts(&x)).unwrap();
+        assert_eq!(c.size(), [2, 20, 4]);
+        let f = tch::no_grad(|| m.features(&x)).unwrap();
+        let mean = c.mean_dim([1i64].as_slice(), false, Kind::Float);
+        assert!(f.allclose(&mean, 1e-6, 1e-6, false));
+        assert!(m
+            .frame_contexts(&Tensor::zeros([2, 3, 320], (Kind::Float, Device::Cpu)))
+            .is_err());
     }
 
     #[test]
