@@ -166,8 +166,41 @@ pub fn frame_features(
     Ok((feats, frame_labels))
 }
 
-/// The watch recordings as per-subject train and test streams (see the module docs).
-pub fn watch_streams(watch: &Watch, cfg: &WatchStreamConfig) -> Result<WatchStreams> {
+/// One subject's recordings joined with rests, as samples: what its frames are cut from.
+#[derive(Debug)]
+pub struct WatchSignal {
+    /// `subject <n>`, the name of the subject's [`FeatureStream`].
+    pub name: String,
+    /// The subject's number in the data set.
+    pub subject: i64,
+    /// Samples `[S, 6]` at 50 Hz, the recordings' units (not standardised).
+    pub signal: Tensor,
+    /// Per-sample class: 0 in a rest, `exercise + 1` in a set.
+    pub labels: Vec<i64>,
+}
+
+/// The joined per-subject signals, split by subject as [`watch_streams`] splits them.
+#[derive(Debug)]
+pub struct WatchSignals {
+    /// One signal per training subject, in subject order.
+    pub train: Vec<WatchSignal>,
+    /// One signal per test subject, in subject order.
+    pub test: Vec<WatchSignal>,
+    /// `background` then the 7 exercises.
+    pub classes: Vec<String>,
+}
+
+impl WatchStreamConfig {
+    /// The sample index (in the joined signal) at which frame `k` ends: its window is the
+    /// `window` samples `k * hop ..= k * hop + window - 1`, and its label is that last sample's.
+    pub fn frame_end(&self, k: i64) -> i64 {
+        k * self.hop + self.window - 1
+    }
+}
+
+/// The watch recordings joined per subject with rests (see the module docs), split by subject;
+/// the same rests (the same seeded draws) as [`watch_streams`].
+pub fn watch_signals(watch: &Watch, cfg: &WatchStreamConfig) -> Result<WatchSignals> {
     let subjects = watch.subjects();
     if let Some(s) = cfg.test_subjects.iter().find(|s| !subjects.contains(s)) {
         return Err(OadError::Config(format!(
@@ -195,13 +228,44 @@ pub fn watch_streams(watch: &Watch, cfg: &WatchStreamConfig) -> Result<WatchStre
         let recs: Vec<&WatchRecording> =
             watch.recordings.iter().filter(|r| r.subject == s).collect();
         let (signal, labels) = join(&recs, cfg, &channel_std, &mut rng)?;
-        let (f, l) = frame_features(&signal, &labels, cfg.window, cfg.hop)?;
+        let one = WatchSignal {
+            name: format!("subject {s}"),
+            subject: s,
+            signal,
+            labels,
+        };
         if cfg.test_subjects.contains(&s) {
-            test.push((format!("subject {s}"), f, l));
+            test.push(one);
         } else {
-            train.push((format!("subject {s}"), f, l));
+            train.push(one);
         }
     }
+    let mut classes = vec!["background".to_string()];
+    classes.extend(watch.exercises.iter().cloned());
+    Ok(WatchSignals {
+        train,
+        test,
+        classes,
+    })
+}
+
+/// The watch recordings as per-subject train and test streams (see the module docs).
+pub fn watch_streams(watch: &Watch, cfg: &WatchStreamConfig) -> Result<WatchStreams> {
+    streams_of(&watch_signals(watch, cfg)?, cfg)
+}
+
+/// The frame streams of joined signals: [`frame_features`] of each, standardised with the
+/// training frames' statistics.
+pub fn streams_of(signals: &WatchSignals, cfg: &WatchStreamConfig) -> Result<WatchStreams> {
+    let frames = |v: &[WatchSignal]| {
+        v.iter()
+            .map(|s| {
+                let (f, l) = frame_features(&s.signal, &s.labels, cfg.window, cfg.hop)?;
+                Ok((s.name.clone(), f, l))
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    let (train, test) = (frames(&signals.train)?, frames(&signals.test)?);
     // Standardise with the training frames' statistics.
     let tf = Tensor::cat(
         &train
@@ -219,12 +283,10 @@ pub fn watch_streams(watch: &Watch, cfg: &WatchStreamConfig) -> Result<WatchStre
             .map(|(n, f, l)| FeatureStream::new(n, (f - &mean) / &std, l, WATCH_CLASSES))
             .collect::<Result<Vec<_>>>()
     };
-    let mut classes = vec!["background".to_string()];
-    classes.extend(watch.exercises.iter().cloned());
     Ok(WatchStreams {
         train: to_streams(train)?,
         test: to_streams(test)?,
-        classes,
+        classes: signals.classes.clone(),
     })
 }
 
@@ -281,6 +343,26 @@ mod tests {
         };
         let s = watch_streams(&w, &cfg).unwrap();
         assert_eq!((s.train.len(), s.test.len()), (2, 1));
+        // The streams are the frames of the joined signals: frame k ends at frame_end(k) and
+        // carries that sample's label.
+        let sig = watch_signals(&w, &cfg).unwrap();
+        assert_eq!((sig.train.len(), sig.test.len()), (2, 1));
+        assert_eq!(
+            (sig.train[1].subject, sig.test[0].name.as_str()),
+            (2, "subject 3")
+        );
+        for (sg, st) in sig.train.iter().zip(&s.train) {
+            assert_eq!(sg.name, st.name);
+            assert_eq!(sg.signal.size()[0] as usize, sg.labels.len());
+            let k = st.len() as i64;
+            assert!(cfg.frame_end(k - 1) < sg.signal.size()[0]);
+            assert!(cfg.frame_end(k) >= sg.signal.size()[0]);
+            for i in [0, k / 2, k - 1] {
+                assert_eq!(st.labels[i as usize], sg.labels[cfg.frame_end(i) as usize]);
+            }
+        }
+        assert_eq!(cfg.frame_end(0), 49);
+        assert_eq!(cfg.frame_end(3), 124);
         assert_eq!(s.classes.len(), WATCH_CLASSES as usize);
         let st = &s.train[0];
         assert_eq!(st.width(), WATCH_FEATURES);
