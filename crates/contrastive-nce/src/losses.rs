@@ -262,14 +262,25 @@ pub fn simclr_loss(z1: &Tensor, z2: &Tensor, temperature: f64) -> Result<Tensor>
             z2.size(),
         ));
     }
+    check_temperature(temperature)?;
     let n = z1.size()[0];
-    let labels = Tensor::arange(n, (Kind::Int64, z1.device())).repeat([2]);
-    nt_xent(
-        &Tensor::cat(&[z1, z2], 0),
-        &labels,
-        temperature,
-        MultiPositive::PerPair,
-    )
+    if n < 1 {
+        return Err(shape_err(
+            "simclr views",
+            "[n, d] with n >= 1".into(),
+            z1.size(),
+        ));
+    }
+    let z = Tensor::cat(&[z1, z2], 0);
+    check_finite("simclr views", &z)?;
+    // One positive per anchor: NT-Xent's per-pair term is the cross-entropy of the anchor's
+    // row, self-similarity masked, with the other view as the target. This is the general
+    // `nt_xent(.., PerPair)` (tested equal) in one fused kernel, without its masks.
+    let z = normalize(&z);
+    let eye = Tensor::eye(2 * n, (Kind::Bool, z.device()));
+    let sim = (z.matmul(&z.tr()) / temperature).masked_fill(&eye, f64::NEG_INFINITY);
+    let targets = (Tensor::arange(2 * n, (Kind::Int64, z.device())) + n).remainder(2 * n);
+    Ok(sim.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0))
 }
 
 #[cfg(test)]
@@ -382,5 +393,44 @@ mod tests {
         assert!(simclr_loss(&nan, &nan, 0.1).is_err());
         let d = Tensor::zeros([4], opts);
         assert!(nce_loss(&d, &Tensor::zeros([3], opts), &d, &d, 1.0).is_err());
+    }
+
+    #[test]
+    fn simclr_loss_equals_per_pair_nt_xent_in_value_and_gradient() {
+        let _g = test_support::rng_lock();
+        tch::manual_seed(5);
+        let opts = (Kind::Double, Device::Cpu);
+        for n in [1i64, 2, 7] {
+            let z1 = Tensor::randn([n, 5], opts).set_requires_grad(true);
+            let z2 = Tensor::randn([n, 5], opts).set_requires_grad(true);
+            let fast = simclr_loss(&z1, &z2, 0.3).unwrap();
+            let labels = Tensor::arange(n, (Kind::Int64, Device::Cpu)).repeat([2]);
+            let general = nt_xent(
+                &Tensor::cat(&[&z1, &z2], 0),
+                &labels,
+                0.3,
+                MultiPositive::PerPair,
+            )
+            .unwrap();
+            assert!((v(&fast) - v(&general)).abs() < 1e-12, "n = {n}");
+            let g_fast = Tensor::run_backward(&[&fast], &[&z1, &z2], false, false);
+            let g_gen = Tensor::run_backward(&[&general], &[&z1, &z2], false, false);
+            for (a, b) in g_fast.iter().zip(&g_gen) {
+                assert!(a.allclose(b, 1e-12, 1e-12, false), "n = {n}");
+            }
+        }
+        let opts = (Kind::Float, Device::Cpu);
+        assert!(simclr_loss(
+            &Tensor::zeros([0, 4], opts),
+            &Tensor::zeros([0, 4], opts),
+            0.1
+        )
+        .is_err());
+        assert!(simclr_loss(
+            &Tensor::ones([2, 4], opts),
+            &Tensor::ones([2, 4], opts),
+            0.0
+        )
+        .is_err());
     }
 }

@@ -33,25 +33,40 @@ impl Default for MocoConfig {
     }
 }
 
-/// The queue of keys: a ring buffer of `K` L2-normalised `d`-vectors. It starts as random unit
-/// vectors (as the reference code's `register_buffer("queue", randn)` normalised).
+/// The queue of keys: a ring buffer of `K` L2-normalised `d`-vectors and the slot the next key
+/// goes to. It starts as random unit vectors (as the reference code's
+/// `register_buffer("queue", randn)` normalised). [`Queue::in_store`] keeps both in a
+/// `VarStore` as non-trainable variables, so train-kit's checkpoints save and restore them and
+/// a resumed run continues with the same negatives.
 #[derive(Debug)]
 pub struct Queue {
     keys: Tensor,
-    ptr: i64,
+    /// `[1]` int64: where the next key goes.
+    ptr: Tensor,
 }
 
 impl Queue {
-    /// A queue of `size` random unit keys of width `dim` on `device`.
+    /// A queue of `size` random unit keys of width `dim` on `device`, outside any store.
     pub fn new(size: i64, dim: i64, device: Device) -> Result<Self> {
-        if size < 1 || dim < 1 {
-            return Err(NceError::Config(format!(
-                "queue needs a positive size and width, got {size} x {dim}"
-            )));
-        }
+        check_queue_dims(size, dim)?;
         Ok(Queue {
             keys: normalize(&Tensor::randn([size, dim], (Kind::Float, device))),
-            ptr: 0,
+            ptr: Tensor::zeros([1], (Kind::Int64, device)),
+        })
+    }
+
+    /// The same queue as the non-trainable variables `keys` and `ptr` under `path` (on the
+    /// store's device), so it is checkpointed with the model.
+    pub fn in_store(path: &nn::Path, size: i64, dim: i64) -> Result<Self> {
+        check_queue_dims(size, dim)?;
+        let keys = normalize(&Tensor::randn([size, dim], (Kind::Float, path.device())));
+        Ok(Queue {
+            keys: path.add("keys", keys, false),
+            ptr: path.add(
+                "ptr",
+                Tensor::zeros([1], (Kind::Int64, path.device())),
+                false,
+            ),
         })
     }
 
@@ -62,7 +77,7 @@ impl Queue {
 
     /// Where the next key goes.
     pub fn ptr(&self) -> i64 {
-        self.ptr
+        self.ptr.int64_value(&[0])
     }
 
     /// Enqueues `keys [b, d]` (detached, normalised) over the oldest entries, wrapping around.
@@ -79,40 +94,135 @@ impl Queue {
         check_finite("queue keys", keys)?;
         let b = s[0];
         let new = normalize(&keys.detach()).to_kind(self.keys.kind());
-        let idx = (Tensor::arange(b, (Kind::Int64, self.keys.device())) + self.ptr).remainder(k);
-        let _ = tch::no_grad(|| self.keys.index_copy_(0, &idx, &new));
-        self.ptr = (self.ptr + b) % k;
+        let idx = (Tensor::arange(b, (Kind::Int64, self.keys.device())) + &self.ptr).remainder(k);
+        tch::no_grad(|| {
+            let _ = self.keys.f_index_copy_(0, &idx, &new)?;
+            let _ = self.ptr.f_add_scalar_(b)?.f_remainder_(k)?;
+            Ok::<(), tch::TchError>(())
+        })?;
         Ok(())
     }
 }
 
-/// `target <- m target + (1 - m) online` for every variable of `target`, matched by name.
-pub fn momentum_update(online: &nn::VarStore, target: &nn::VarStore, momentum: f64) -> Result<()> {
-    if !(0.0..=1.0).contains(&momentum) {
+fn check_queue_dims(size: i64, dim: i64) -> Result<()> {
+    if size < 1 || dim < 1 {
         return Err(NceError::Config(format!(
-            "momentum must lie in [0, 1], got {momentum}"
+            "queue needs a positive size and width, got {size} x {dim}"
         )));
     }
+    Ok(())
+}
+
+/// `target <- m target + (1 - m) online` for every variable of `target`, matched by name.
+pub fn momentum_update(online: &nn::VarStore, target: &nn::VarStore, momentum: f64) -> Result<()> {
     let src = online.variables();
-    for (name, mut t) in target.variables() {
-        let o = src.get(&name).ok_or_else(|| {
-            NceError::Config(format!(
-                "key encoder variable `{name}` has no query-encoder twin"
-            ))
+    MomentumPairs::resolve(target.variables(), |name| {
+        src.get(name).map(Tensor::shallow_clone)
+    })?
+    .update(momentum)
+}
+
+/// [`momentum_update`] within one store: every variable under `target` (a path prefix such as
+/// `"key"`) moves toward its twin under `online` (`"query"`), matched by the rest of the name.
+/// MoCo's key encoder then lives beside the query encoder and is checkpointed with it.
+pub fn momentum_update_in(
+    vs: &nn::VarStore,
+    online: &str,
+    target: &str,
+    momentum: f64,
+) -> Result<()> {
+    MomentumPairs::new(vs, online, target)?.update(momentum)
+}
+
+/// The `(online, target)` variable pairs of a momentum update, resolved once (tensors that
+/// share the store's storage): a training step can update the key encoder without borrowing
+/// the store, and a checkpoint restored into the store (in place) is seen.
+#[derive(Debug)]
+pub struct MomentumPairs {
+    /// `(online, target name, target)`, sorted by name.
+    pairs: Vec<(Tensor, String, Tensor)>,
+}
+
+impl MomentumPairs {
+    /// Pairs every variable under `target` with its twin under `online` in one store; a
+    /// variable without a twin of the same shape is an error, as is an empty `target`.
+    pub fn new(vs: &nn::VarStore, online: &str, target: &str) -> Result<Self> {
+        let vars = vs.variables();
+        let prefix = format!("{target}.");
+        let targets = vars
+            .iter()
+            .filter(|(name, _)| name.starts_with(&prefix))
+            .map(|(name, t)| (name.clone(), t.shallow_clone()));
+        let pairs = Self::resolve(targets, |name| {
+            let rest = name.strip_prefix(&prefix)?;
+            vars.get(&format!("{online}.{rest}"))
+                .map(Tensor::shallow_clone)
         })?;
-        if o.size() != t.size() {
-            return Err(NceError::Shape {
-                what: "momentum update",
-                expected: format!("`{name}` of shape {:?}", t.size()),
-                got: o.size(),
-            });
+        if pairs.pairs.is_empty() {
+            return Err(NceError::Config(format!(
+                "momentum update: no variable under `{target}` in the store"
+            )));
+        }
+        Ok(pairs)
+    }
+
+    /// Each target variable with `twin(its name)`, checked for presence and shape.
+    fn resolve(
+        targets: impl IntoIterator<Item = (String, Tensor)>,
+        twin: impl Fn(&str) -> Option<Tensor>,
+    ) -> Result<Self> {
+        let mut pairs = Vec::new();
+        for (name, t) in targets {
+            let o = twin(&name).ok_or_else(|| {
+                NceError::Config(format!(
+                    "key encoder variable `{name}` has no query-encoder twin"
+                ))
+            })?;
+            if o.size() != t.size() {
+                return Err(NceError::Shape {
+                    what: "momentum update",
+                    expected: format!("`{name}` of shape {:?}", t.size()),
+                    got: o.size(),
+                });
+            }
+            pairs.push((o, name, t));
+        }
+        pairs.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(MomentumPairs { pairs })
+    }
+
+    /// `target <- m target + (1 - m) online` for every pair (integer buffers, such as
+    /// BatchNorm's batch counter, are copied).
+    pub fn update(&self, momentum: f64) -> Result<()> {
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(NceError::Config(format!(
+                "momentum must lie in [0, 1], got {momentum}"
+            )));
         }
         tch::no_grad(|| {
-            let _ = t.f_mul_scalar_(momentum)?.f_add_(&(o * (1.0 - momentum)))?;
+            for (o, _, t) in &self.pairs {
+                let mut t = t.shallow_clone();
+                if t.is_floating_point() {
+                    let _ = t.f_mul_scalar_(momentum)?.f_add_(&(o * (1.0 - momentum)))?;
+                } else {
+                    t.f_copy_(o)?;
+                }
+            }
             Ok::<(), tch::TchError>(())
         })?;
+        Ok(())
     }
-    Ok(())
+
+    /// The target's variables stop requiring a gradient (the key encoder is never trained by
+    /// back-propagation); returns how many there are.
+    pub fn freeze_targets(&self) -> usize {
+        for (_, _, t) in &self.pairs {
+            if t.is_floating_point() {
+                let _ = t.shallow_clone().set_requires_grad(false);
+            }
+        }
+        self.pairs.len()
+    }
 }
 
 /// Copies every variable of `online` into `target` (the key encoder's start).
@@ -244,5 +354,54 @@ mod tests {
             .select(1, 0)
             .mean(Kind::Float);
         assert!((loss - want.double_value(&[])).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_queue_in_a_store_is_saved_and_restored_with_it() {
+        let _g = test_support::rng_lock();
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut q = Queue::in_store(&(vs.root() / "queue"), 4, 2).unwrap();
+        q.enqueue_dequeue(&Tensor::from_slice2(&[[1f32, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+            .unwrap();
+        assert_eq!(q.ptr(), 3);
+        let vars = vs.variables();
+        assert!(vars.get("queue.keys").is_some_and(|t| !t.requires_grad()));
+        assert_eq!(vars.get("queue.ptr").map(|t| t.int64_value(&[0])), Some(3));
+        assert!(vs.trainable_variables().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.ot");
+        vs.save(&file).unwrap();
+        tch::manual_seed(4);
+        let mut vs2 = nn::VarStore::new(Device::Cpu);
+        let q2 = Queue::in_store(&(vs2.root() / "queue"), 4, 2).unwrap();
+        vs2.load(&file).unwrap();
+        assert_eq!(q2.ptr(), 3);
+        assert!(q2.keys().equal(q.keys()));
+    }
+
+    #[test]
+    fn momentum_update_in_one_store_matches_by_the_rest_of_the_name() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let q = nn::linear(vs.root() / "query" / "fc", 3, 2, Default::default());
+        let k = nn::linear(vs.root() / "key" / "fc", 3, 2, Default::default());
+        let (wq, wk) = (q.ws.copy(), k.ws.copy());
+        momentum_update_in(&vs, "query", "key", 0.9).unwrap();
+        assert!(k.ws.allclose(&(&wk * 0.9 + &wq * 0.1), 1e-6, 1e-6, false));
+        assert!(q.ws.equal(&wq), "the online encoder is left alone");
+        let pairs = MomentumPairs::new(&vs, "query", "key").unwrap();
+        assert_eq!(pairs.freeze_targets(), 2);
+        let training = vs
+            .variables()
+            .values()
+            .filter(|t| t.requires_grad())
+            .count();
+        assert_eq!(training, 2, "only the query's weight and bias");
+        assert!(momentum_update_in(&vs, "query", "nothing", 0.9).is_err());
+        let _extra = nn::linear(vs.root() / "key" / "only", 3, 2, Default::default());
+        let e = momentum_update_in(&vs, "query", "key", 0.9)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key.only"), "{e}");
     }
 }
