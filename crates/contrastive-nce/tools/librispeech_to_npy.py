@@ -89,7 +89,8 @@ def main(root, alignments, train_list, test_list, out):
         written, unaligned = 0, 0
         for utt in utts:
             if len(utt.split("-")) != 3:
-                sys.exit(f"{listing}: `{utt}` is not a LibriSpeech id <speaker>-<chapter>-<utterance>")
+                sys.exit(f"{listing}: `{utt}` is not a LibriSpeech id "
+                         "<speaker>-<chapter>-<utterance>")
             if utt not in phones:
                 unaligned += 1
                 continue
@@ -99,12 +100,14 @@ def main(root, alignments, train_list, test_list, out):
             y = phones[utt]
             expected = kaldi_frames(len(x))
             if abs(len(y) - expected) > 1:
-                sys.exit(f"{utt}: {len(y)} aligned frames, but its {len(x)} samples make {expected} "
-                         "frames of 25 ms every 10 ms; expected the same count within one frame")
+                sys.exit(f"{utt}: {len(y)} aligned frames, but its {len(x)} samples make "
+                         f"{expected} frames of 25 ms every 10 ms; expected the same count "
+                         "within one frame")
             np.save(os.path.join(folder, f"{utt}.wav.npy"), x.astype(np.float32))
             np.save(os.path.join(folder, f"{utt}.phones.npy"), y)
             written += 1
-        print(f"{split}: {written} utterances -> {folder} ({unaligned} of the list without alignment, skipped)")
+        print(f"{split}: {written} utterances -> {folder} "
+              f"({unaligned} of the list without alignment, skipped)")
 
 
 if __name__ == "__main__":

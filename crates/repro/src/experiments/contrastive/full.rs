@@ -64,7 +64,10 @@ pub(super) fn claim() -> Claim {
             Bound::within(PHONE_ACC, PAPER_PHONE, 4.0).unit("%"),
             Bound::within(SPEAKER_ACC, PAPER_SPEAKER, 2.0).unit("%"),
         ])
-        .note("one GPU: the paper's 8 x 8 windows as 8 groups of 8 (negatives and BatchNorm per group)"),
+        .note(
+            "+- in percentage points; one GPU: the paper's 8 GPUs x 8 windows as 8 groups of \
+             8 windows (negatives and BatchNorm per group)",
+        ),
         smoke_tolerance: Some(Tolerance::new([]).note(
             "a tiny recipe on the corpus under --data-root (the tests write a synthetic one): \
              it only has to run; without data: needs_data",
@@ -620,8 +623,11 @@ fn needs(what: String, verdict: Verdict) -> Outcome {
         measured: Measured::new(),
         skipped: Some(verdict),
         plots: vec![],
-        details: json!({"paper_phone_accuracy": PAPER_PHONE, "paper_speaker_accuracy": PAPER_SPEAKER,
-                        "command": FULL_COMMAND}),
+        details: json!({
+            "paper_phone_accuracy": PAPER_PHONE,
+            "paper_speaker_accuracy": PAPER_SPEAKER,
+            "command": FULL_COMMAND,
+        }),
     }
 }
 
@@ -727,7 +733,8 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
             "cpc_epoch_loss": report.epoch_loss(),
             "pretrain_seconds": report.seconds,
             "probe_curve": cpc.curve,
-            "paper": {"phone": PAPER_PHONE, "speaker": PAPER_SPEAKER, "random_phone": 27.6, "random_speaker": 1.9},
+            "paper": {"phone": PAPER_PHONE, "speaker": PAPER_SPEAKER,
+                      "random_phone": 27.6, "random_speaker": 1.9},
         }),
     })
 }
