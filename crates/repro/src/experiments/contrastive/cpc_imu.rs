@@ -5,8 +5,6 @@
 //! several prediction horizons K. Pre-training goes through `train_kit::Trainer`.
 
 use anyhow::{Context, Result};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde_json::json;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -14,8 +12,10 @@ use contrastive_nce::cpc::{Cpc, CpcConfig};
 use contrastive_nce::NceError;
 use datasets::watch::{Watch, WatchRecording};
 use train_kit::{
-    AdamW, AdamWConfig, DataSource, RunOptions, Schedule, Seeding, Series, Trainer, TrainerConfig,
+    AdamW, AdamWConfig, RunOptions, Schedule, Seeding, Series, Trainer, TrainerConfig,
 };
+
+use super::{linear_probe, Shuffled};
 
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
 use crate::report::Mode;
@@ -63,79 +63,6 @@ fn windows(recs: &[&WatchRecording], mean: &Tensor, std: &Tensor) -> (Tensor, Te
         }
     }
     (Tensor::stack(&xs, 0), Tensor::from_slice(&ys))
-}
-
-/// The pre-training windows as a [`DataSource`]: shuffled per epoch from `seed + epoch`.
-struct Windows {
-    x: Tensor,
-    batch: i64,
-    seed: u64,
-}
-
-impl DataSource for Windows {
-    type Batch = Tensor;
-    type Error = NceError;
-
-    fn batches_per_epoch(&self) -> u64 {
-        (self.x.size()[0] / self.batch) as u64
-    }
-
-    fn epoch_from(
-        &self,
-        epoch: u64,
-        skip: u64,
-    ) -> impl Iterator<Item = Result<Tensor, NceError>> + '_ {
-        let n = self.x.size()[0];
-        let mut order: Vec<i64> = (0..n).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
-            self.seed + epoch,
-        ));
-        let batch = self.batch as usize;
-        (skip as usize..self.batches_per_epoch() as usize).map(move |b| {
-            let idx = Tensor::from_slice(&order[b * batch..(b + 1) * batch]);
-            Ok(self.x.index_select(0, &idx))
-        })
-    }
-}
-
-/// Test accuracy of a softmax regression trained (Adam, full batch) on standardised features.
-fn linear_probe(
-    train: (&Tensor, &Tensor),
-    test: (&Tensor, &Tensor),
-    classes: i64,
-    seed: i64,
-) -> Result<f64> {
-    let _g = tch::no_grad_guard();
-    let mean = train.0.mean_dim([0i64].as_slice(), true, Kind::Float);
-    let std = train
-        .0
-        .std_dim([0i64].as_slice(), true, true)
-        .clamp_min(1e-6);
-    let (ftr, fte) = ((train.0 - &mean) / &std, (test.0 - &mean) / &std);
-    drop(_g);
-    tch::manual_seed(seed);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let lin = nn::linear(vs.root(), ftr.size()[1], classes, Default::default());
-    let mut opt = AdamW::with_single_group(
-        &vs,
-        AdamWConfig {
-            lr: 1e-2,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
-    for _ in 0..200 {
-        let loss = ftr.apply(&lin).cross_entropy_for_logits(train.1);
-        train_kit::Optimizer::zero_grad(&mut opt);
-        loss.backward();
-        train_kit::Optimizer::step(&mut opt)?;
-    }
-    let pred = tch::no_grad(|| fte.apply(&lin).argmax(1, false));
-    Ok(pred
-        .eq_tensor(test.1)
-        .to_kind(Kind::Float)
-        .mean(Kind::Float)
-        .double_value(&[]))
 }
 
 fn features(model: &Cpc, x: &Tensor) -> Result<Tensor> {
@@ -205,7 +132,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
                 0,
             )?);
         }
-        let source = Windows {
+        let source = Shuffled {
             x: xtr.to_device(ctx.device),
             batch: 32,
             seed: ctx.seed,
