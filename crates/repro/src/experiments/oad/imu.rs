@@ -2,14 +2,20 @@
 //! stream (`oad_transformer::watch`: 10 subjects' exercise sets joined with rests, 2 frames a
 //! second of 30 window statistics, 7 train / 3 test subjects), several seeds, the official
 //! per-frame protocol on every test frame (windows of 32 steps = 16 s, zero-padded at the
-//! stream's start).
+//! stream's start). A fifth arm, OadTR on CPC features (`super::cpc`: CPC pre-trained without
+//! labels on the training subjects' signals only), compares the feature source on the same
+//! frames, labels, windows and seeds.
 
 use anyhow::{Context, Result};
 use serde_json::json;
 use tch::nn;
 
-use oad_transformer::watch::{watch_streams, WatchStreamConfig, WATCH_CLASSES, WATCH_FEATURES};
-use oad_transformer::{CellKind, OadConfig, OadTR, RnnBaseline, RnnConfig, WindowSet, WindowSpec};
+use oad_transformer::watch::{
+    streams_of, watch_signals, WatchStreamConfig, WATCH_CLASSES, WATCH_FEATURES,
+};
+use oad_transformer::{
+    CellKind, FeatureStream, OadConfig, OadTR, RnnBaseline, RnnConfig, WindowSet, WindowSpec,
+};
 
 use super::{fit, Detector, Recipe};
 use crate::claim::{Ctx, Measured, Outcome};
@@ -19,11 +25,16 @@ pub(crate) const OADTR_OVER_GRU_MAP: &str = "OadTR mAP - GRU mAP";
 pub(crate) const OADTR_OVER_GRU_CAP: &str = "OadTR mcAP - GRU mcAP";
 pub(crate) const DECODER_GAIN: &str = "OadTR mAP - encoder-only mAP";
 pub(crate) const OADTR_MAP: &str = "OadTR mAP";
+pub(crate) const CPC_OVER_RAW_MAP: &str = "OadTR on CPC features mAP - OadTR mAP";
+pub(crate) const CPC_OVER_RAW_CAP: &str = "OadTR on CPC features mcAP - OadTR mcAP";
 
 /// Window length (16 s of history at 2 frames per second).
 const ENC_STEPS: i64 = 32;
 
-const MODELS: [&str; 4] = ["OadTR", "encoder only", "GRU", "LSTM"];
+/// The arms: OadTR, its ablation and the RNNs on the raw-window features, then OadTR on CPC
+/// features.
+const MODELS: [&str; 5] = ["OadTR", "encoder only", "GRU", "LSTM", CPC_ARM];
+const CPC_ARM: &str = "OadTR on CPC features";
 
 struct Plan {
     seeds: u64,
@@ -34,7 +45,7 @@ struct Plan {
     train_stride: i64,
     /// Test windows every this many frames (1: every test frame, the protocol).
     test_stride: i64,
-    models: usize,
+    models: &'static [&'static str],
 }
 
 fn plan(mode: Mode) -> Plan {
@@ -45,7 +56,7 @@ fn plan(mode: Mode) -> Plan {
             batch_size: 16,
             train_stride: 24,
             test_stride: 8,
-            models: 3,
+            models: &["OadTR", "encoder only", "GRU", CPC_ARM],
         },
         _ => Plan {
             seeds: 3,
@@ -53,13 +64,13 @@ fn plan(mode: Mode) -> Plan {
             batch_size: 64,
             train_stride: 3,
             test_stride: 1,
-            models: 4,
+            models: &MODELS,
         },
     }
 }
 
-fn oad_config() -> OadConfig {
-    OadConfig::small(WATCH_FEATURES, WATCH_CLASSES, ENC_STEPS)
+fn oad_config(feature_dim: i64) -> OadConfig {
+    OadConfig::small(feature_dim, WATCH_CLASSES, ENC_STEPS)
 }
 
 fn build(name: &str, vs: &nn::VarStore, cfg: &OadConfig) -> Result<Detector> {
@@ -71,7 +82,7 @@ fn build(name: &str, vs: &nn::VarStore, cfg: &OadConfig) -> Result<Detector> {
         dropout: 0.1,
     };
     Ok(match name {
-        "OadTR" => Detector::Oad(Box::new(OadTR::new(&vs.root(), cfg)?)),
+        "OadTR" | CPC_ARM => Detector::Oad(Box::new(OadTR::new(&vs.root(), cfg)?)),
         "encoder only" => Detector::Oad(Box::new(OadTR::new(&vs.root(), &cfg.encoder_only())?)),
         "GRU" => Detector::Rnn(Box::new(RnnBaseline::new(&vs.root(), &rnn(CellKind::Gru))?)),
         _ => Detector::Rnn(Box::new(RnnBaseline::new(
@@ -88,8 +99,10 @@ fn mean(v: &[f64]) -> f64 {
 pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
     let p = plan(ctx.mode);
     let watch = datasets::watch::Watch::load(None).context("the seglearn watch recordings")?;
-    let streams = watch_streams(&watch, &WatchStreamConfig::default())?;
-    let cfg = oad_config();
+    let wcfg = WatchStreamConfig::default();
+    let signals = watch_signals(&watch, &wcfg)?;
+    let streams = streams_of(&signals, &wcfg)?;
+    let cfg = oad_config(WATCH_FEATURES);
     let q = cfg.num_queries();
     let spec = WindowSpec {
         enc_steps: ENC_STEPS,
@@ -97,25 +110,24 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
         stride: 1,
         pad_start: true,
     };
-    let train = WindowSet::new(
-        &streams.train,
-        WindowSpec {
-            stride: p.train_stride,
-            ..spec
-        },
-        WATCH_CLASSES,
-        None,
-    )?;
-    let test = WindowSet::new(
-        &streams.test,
-        WindowSpec {
-            stride: p.test_stride,
-            ..spec
-        },
-        WATCH_CLASSES,
-        None,
-    )?;
-    let names = &MODELS[..p.models];
+    let sets =
+        |train: &[FeatureStream], test: &[FeatureStream]| -> Result<(WindowSet, WindowSet)> {
+            let set = |s: &[FeatureStream], stride| {
+                WindowSet::new(s, WindowSpec { stride, ..spec }, WATCH_CLASSES, None)
+            };
+            Ok((set(train, p.train_stride)?, set(test, p.test_stride)?))
+        };
+    let (train, test) = sets(&streams.train, &streams.test)?;
+    let names = p.models;
+    // The CPC arm's streams: the same frames and labels, other features.
+    let cpc = if names.contains(&CPC_ARM) {
+        let c = super::cpc::cpc_streams(ctx, &signals, &streams, &wcfg)?;
+        let (tr, te) = sets(&c.streams.train, &c.streams.test)?;
+        Some((c.details, tr, te))
+    } else {
+        None
+    };
+    let cpc_cfg = oad_config(super::cpc::feature_dim());
     // results[model][seed] = (mAP, mcAP, future mAP, curve, seconds)
     let mut maps = vec![Vec::new(); names.len()];
     let mut caps = vec![Vec::new(); names.len()];
@@ -127,12 +139,16 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
         for (m, name) in names.iter().enumerate() {
             tch::manual_seed(seed as i64);
             let mut vs = nn::VarStore::new(ctx.device);
-            let det = build(name, &vs, &cfg)?;
+            let (base, train, test) = match (&cpc, *name) {
+                (Some((_, tr, te)), CPC_ARM) => (&cpc_cfg, tr, te),
+                _ => (&cfg, &train, &test),
+            };
+            let det = build(name, &vs, base)?;
             let params = OadTR::num_params(&vs);
             let model_cfg = if *name == "encoder only" {
-                cfg.encoder_only()
+                base.encoder_only()
             } else {
-                cfg.clone()
+                base.clone()
             };
             let recipe = Recipe {
                 epochs: p.epochs,
@@ -145,7 +161,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
                 label: format!("oad.imu {name} seed {seed}"),
                 eval_every_epoch: ctx.mode != Mode::Smoke,
             };
-            let f = fit(&mut vs, &det, &model_cfg, &train, &test, &recipe)?;
+            let f = fit(&mut vs, &det, &model_cfg, train, test, &recipe)?;
             maps[m].push(100.0 * f.metrics.current.map);
             caps[m].push(100.0 * f.metrics.current.cap);
             curves[m].push(f.curve.clone());
@@ -208,11 +224,17 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
     plots.push("imu_future.png".to_string());
     let gap =
         |a: usize, b: usize, v: &[f64]| v.get(a).zip(v.get(b)).map_or(f64::NAN, |(x, y)| x - y);
-    let measured = Measured::new()
+    let mut measured = Measured::new()
         .number(OADTR_MAP, m[0])
         .number(OADTR_OVER_GRU_MAP, gap(0, 2, &m))
         .number(OADTR_OVER_GRU_CAP, gap(0, 2, &c))
         .number(DECODER_GAIN, gap(0, 1, &m));
+    let cpc_index = names.iter().position(|n| *n == CPC_ARM);
+    if let Some(i) = cpc_index {
+        measured = measured
+            .number(CPC_OVER_RAW_MAP, gap(i, 0, &m))
+            .number(CPC_OVER_RAW_CAP, gap(i, 0, &c));
+    }
     let table: Vec<String> = names
         .iter()
         .enumerate()
@@ -236,7 +258,12 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
         details: json!({
             "models": names, "map": m, "mcap": c, "map_per_seed": maps, "mcap_per_seed": caps,
             "oadtr_future_map_per_step": steps.iter().map(|s| s.1).collect::<Vec<_>>(),
-            "runs": runs, "oadtr_config": cfg,
+            "runs": runs, "oadtr_config": cfg, "oadtr_cpc_config": cpc.as_ref().map(|_| &cpc_cfg),
+            "cpc_features": cpc.as_ref().map(|c| &c.0),
+            "cpc_minus_raw": cpc_index.map(|i| json!({
+                "oadtr_map": gap(i, 0, &m), "oadtr_mcap": gap(i, 0, &c),
+                "map_per_seed": maps[i].iter().zip(&maps[0]).map(|(a, b)| a - b).collect::<Vec<_>>(),
+            })),
             "stream": {
                 "train_subjects": streams.train.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
                 "test_subjects": streams.test.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
