@@ -21,6 +21,9 @@ pub mod radius;
 pub mod targets;
 pub mod viz;
 
+#[cfg(test)]
+mod overfit;
+
 pub use decode::{decode, to_original, DecodeConfig};
 pub use error::{CenterNetError, Result};
 pub use loss::{centernet_loss, focal_loss, reg_l1_loss, CenterNetLoss, LossConfig};
