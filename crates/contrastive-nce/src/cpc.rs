@@ -323,6 +323,8 @@ mod tests {
 
     #[test]
     fn frame_contexts_are_one_per_frame_and_average_to_the_features() {
+        // Draws from torch's generator: not while a seeded test draws from it.
+        let _g = test_support::rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = CpcConfig {
             channels: 8,
