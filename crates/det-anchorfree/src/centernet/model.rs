@@ -1,12 +1,16 @@
 //! The CenterNet network on a det-pyramid ResNet trunk: C5, three up-sampling deconvolutions
 //! to stride 4, and the heatmap / size / offset heads; its loss and its [`Detector`] impl.
 //!
-//! Source: CenterNet `src/lib/models/networks/msra_resnet.py` (`PoseResNet`): deconvolutions
-//! 4x4 stride 2 (256, 128, 64 channels, no bias) each with BatchNorm and ReLU, initialised
-//! N(0, 0.001); heads `Conv3x3(64 -> head_conv) + ReLU + Conv1x1(head_conv -> out)`, heatmap
-//! bias -2.19 (prior 0.1), size / offset final layer N(0, 0.001) with zero bias. The paper's
-//! ResNet-18 result (28.1 AP) uses deformable convolutions before each deconvolution
-//! (`resnet_dcn.py`); this crate builds the plain `msra_resnet` variant (no DCN in libtorch).
+//! Source: CenterNet `src/lib/models/networks/resnet_dcn.py` and `msra_resnet.py`
+//! (`PoseResNet`): deconvolutions 4x4 stride 2 (no bias) each with BatchNorm and ReLU,
+//! initialised N(0, 0.001); heads `Conv3x3(-> head_conv) + ReLU + Conv1x1(head_conv -> out)`,
+//! heatmap bias -2.19 (prior 0.1), size / offset final layer N(0, 0.001) with zero bias. The
+//! paper's ResNet-18 result (28.1 AP, `resdcn_18`) puts a 3x3 deformable convolution + BN +
+//! ReLU before each deconvolution, initialises the deconvolutions bilinearly
+//! (`fill_up_weights`) and uses 256, 128, 64 channels; the plain `res_18` (`msra_resnet.py`)
+//! has the deconvolutions alone, N(0, 0.001), with 256, 256, 256. This crate builds
+//! `res_18`'s structure and initialisation with `resdcn_18`'s widths (libtorch has no DCN);
+//! [`CenterNetConfig::deconv_channels`] takes `res_18`'s.
 //! Parameter names follow the official code: `conv1`, `layer1..4`, `deconv_layers.{0,1,3,4,6,7}`,
 //! `hm.{0,2}`, `wh.{0,2}`, `reg.{0,2}`.
 
@@ -29,7 +33,8 @@ pub struct CenterNetConfig {
     pub trunk: ResNetConfig,
     /// Heatmap channels.
     pub num_classes: i64,
-    /// Channels of the three deconvolutions (256, 128, 64).
+    /// Channels of the three deconvolutions (256, 128, 64 as `resdcn_18`; `res_18` has 256,
+    /// 256, 256).
     pub deconv_channels: [i64; 3],
     /// Hidden channels of each head (64).
     pub head_conv: i64,
@@ -48,7 +53,8 @@ pub struct CenterNetConfig {
 }
 
 impl CenterNetConfig {
-    /// The paper's ResNet-18 network (`res_18`, head_conv 64) for `num_classes`.
+    /// The ResNet-18 network (`res_18` without DCN, `resdcn_18`'s widths, head_conv 64) for
+    /// `num_classes`.
     pub fn resnet18(num_classes: i64) -> Self {
         Self::with_trunk(ResNetConfig::new(det_pyramid::Depth::R18), num_classes)
     }

@@ -301,6 +301,13 @@ fn run_radius_fix(ctx: &Ctx) -> Result<Outcome> {
                     rule,
                 )?;
                 let r = &trial.report;
+                eprintln!(
+                    "{name}: AP {:.1} AP50 {:.1} AP_small {:.1} ({:.0} s of training)",
+                    pct(r.ap),
+                    pct(r.ap50),
+                    pct(r.ap_small),
+                    trial.train_s
+                );
                 losses_finite &= last_loss_finite(&trial.metrics);
                 if k == 0 && *data == "MNIST-det" {
                     plots.extend(pictures(ctx, &t, test, &b, rule.name())?);
