@@ -11,6 +11,10 @@ use crate::reproduce::build_repro;
 use crate::setup;
 use crate::util::{self, say, Artifact};
 
+/// The side-by-side binaries a bundle carries: those `benches/gpu/gpu_check.sh` runs (the
+/// `gpu-script` stage of `cargo xtask test` finds them in the test build).
+pub(crate) const GPU_SCRIPT_BINS: [&str; 4] = ["vit_bench", "mae_bench", "oad_bench", "gpu_check"];
+
 const RUN_SH: &str = r#"#!/usr/bin/env bash
 # Runs one of the bundled binaries against the libtorch of a python's torch 2.11:
 #   ./run.sh repro doctor        ./run.sh repro run --smoke        ./run.sh <test-binary> [ARGS]
@@ -85,7 +89,7 @@ pub fn readme(repro: &str, tests: &[(String, &Artifact)], torch: &str) -> String
     let _ = writeln!(
         s,
         "  {:<40} side-by-side benches (twins in scripts/)",
-        "vit_bench, mae_bench, gpu_check"
+        GPU_SCRIPT_BINS.join(", ")
     );
     let _ = writeln!(
         s,
@@ -150,21 +154,14 @@ pub fn cmd(out: &Path) -> Result<()> {
         listed.push((copy(&a.executable)?, a));
     }
     // The side-by-side benches: the Rust binaries, their PyTorch twins and the GPU driver scripts.
-    let bench_json = util::run_stdout(env.cargo(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "benches",
-        "--bin",
-        "vit_bench",
-        "--bin",
-        "mae_bench",
-        "--bin",
-        "gpu_check",
-        "--message-format=json-render-diagnostics",
-    ]))
-    .context("building vit_bench, mae_bench and gpu_check")?;
-    for name in ["vit_bench", "mae_bench", "gpu_check"] {
+    let mut build = env.cargo(&root);
+    build.args(["build", "--release", "-p", "benches"]);
+    for name in GPU_SCRIPT_BINS {
+        build.args(["--bin", name]);
+    }
+    let bench_json = util::run_stdout(build.arg("--message-format=json-render-diagnostics"))
+        .with_context(|| format!("building {}", GPU_SCRIPT_BINS.join(", ")))?;
+    for name in GPU_SCRIPT_BINS {
         let exe =
             util::bin_executable(&bench_json, name).with_context(|| format!("{name} not built"))?;
         copy(&exe)?;
@@ -177,6 +174,7 @@ pub fn cmd(out: &Path) -> Result<()> {
         "benches/gpu/vit_gpu.sh",
         "benches/python/mae_bench.py",
         "benches/gpu/mae_gpu.sh",
+        "benches/python/oad_bench.py",
         "benches/gpu/gpu_check.sh",
     ] {
         let from = root.join(rel);

@@ -81,9 +81,6 @@ const TORCH_FEATURES: &str = "det-core/tch";
 /// binary of that same build.
 const TEST_ARGS: [&str; 4] = ["--workspace", "--release", "--features", TORCH_FEATURES];
 
-/// The binaries benches/gpu/gpu_check.sh runs (benches' `cli` test makes the test build link them).
-const GPU_SCRIPT_BINS: [&str; 3] = ["vit_bench", "mae_bench", "gpu_check"];
-
 /// `cargo xtask test`: every stage, in order; the later ones run when an earlier one fails.
 pub fn cmd(references: bool) -> Result<()> {
     let total = Instant::now();
@@ -122,7 +119,12 @@ pub fn cmd(references: bool) -> Result<()> {
     // The one GPU script (benches/gpu/gpu_check.sh) at tiny sizes on the CPU, so it is known to
     // work before a device is lent: correctness checks, timings, profile, its table.
     stage(&mut stages, "gpu-script", || {
-        let bins = reproduce::bins_of_test_build(&env, &root, &TEST_ARGS, &GPU_SCRIPT_BINS)?;
+        let bins = reproduce::bins_of_test_build(
+            &env,
+            &root,
+            &TEST_ARGS,
+            &crate::bundle::GPU_SCRIPT_BINS,
+        )?;
         let dir = bins
             .first()
             .and_then(|b| b.parent())
