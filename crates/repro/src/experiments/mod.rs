@@ -42,6 +42,31 @@ pub(crate) fn fresh_dir(path: &Path) -> std::io::Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// Runs libtorch on one CPU thread while alive (on the CPU), then restores the thread count:
+/// the small kernels of the contrastive and watch-stream claims gain nothing from splitting,
+/// and on a shared machine the threads' synchronisation costs several-fold.
+pub(crate) struct OneThread(Option<i32>);
+
+impl OneThread {
+    /// One thread from now until the guard drops (nothing changes off the CPU).
+    pub(crate) fn on(device: tch::Device) -> Self {
+        if device != tch::Device::Cpu {
+            return OneThread(None);
+        }
+        let before = tch::get_num_threads();
+        tch::set_num_threads(1);
+        OneThread(Some(before))
+    }
+}
+
+impl Drop for OneThread {
+    fn drop(&mut self) {
+        if let Some(n) = self.0 {
+            tch::set_num_threads(n);
+        }
+    }
+}
+
 /// What the tests of the loops that moved onto train-kit's Trainer share.
 #[cfg(test)]
 pub(crate) mod moved {

@@ -108,7 +108,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
     };
     // Small kernels (64 channels, GRU 64): one thread avoids the synchronisation cost that
     // dominates on a shared machine; restored when the claim ends.
-    let _threads = super::OneThread::on(ctx.device);
+    let _threads = crate::experiments::OneThread::on(ctx.device);
     let mut rows = Vec::new();
     let mut random_acc = None;
     for &k in &horizons {

@@ -652,7 +652,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
         }
     };
     let corpus = load(&train_dir, &test_dir)?;
-    let _threads = super::OneThread::on(ctx.device);
+    let _threads = crate::experiments::OneThread::on(ctx.device);
     tch::manual_seed(ctx.seed as i64);
     let mut vs = nn::VarStore::new(ctx.device);
     let model = Cpc::new(&vs.root(), &recipe.cpc)?;

@@ -123,7 +123,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
         .sum();
     // The kernels of a 64-sample batch are too small to split: one thread avoids the
     // synchronisation cost (several-fold on a loaded machine); restored when the claim ends.
-    let _threads = super::OneThread::on(ctx.device);
+    let _threads = crate::experiments::OneThread::on(ctx.device);
     let bar = train_kit::progress_bar(total as u64, "nce.mi-bounds: training critics");
     let mut runs = Vec::new();
     let result = (|| -> Result<()> {

@@ -54,7 +54,7 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
     let images = Images::mnist(ctx, train, test)?;
     // Small kernels: one thread avoids the synchronisation cost that dominates on a shared
     // machine; restored when the claim ends.
-    let _threads = super::OneThread::on(ctx.device);
+    let _threads = crate::experiments::OneThread::on(ctx.device);
     let random = random_init_probe(&images, ctx.seed, ctx.device)?;
     let arm = |label: String, method, batch| Arm {
         label,

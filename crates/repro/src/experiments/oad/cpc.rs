@@ -13,8 +13,6 @@
 //! training frames' statistics. Only the past is seen, as the raw-window features.
 
 use anyhow::{bail, Result};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde_json::{json, Value};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -22,9 +20,10 @@ use contrastive_nce::cpc::{Cpc, CpcConfig};
 use contrastive_nce::NceError;
 use oad_transformer::watch::{WatchSignals, WatchStreamConfig, WatchStreams, WATCH_CLASSES};
 use oad_transformer::FeatureStream;
-use train_kit::{AdamW, AdamWConfig, DataSource, RunOptions, Schedule, Seeding, Trainer};
+use train_kit::{AdamW, AdamWConfig, RunOptions, Schedule, Seeding, Trainer};
 
 use crate::claim::Ctx;
+use crate::experiments::contrastive::Shuffled;
 use crate::report::Mode;
 
 /// Samples CPC sees per window (4 s at 50 Hz), in pre-training and for each frame.
@@ -91,62 +90,6 @@ fn pretrain_plan(mode: Mode) -> PretrainPlan {
             epochs: 5,
             stop_after: None,
         },
-    }
-}
-
-/// The pre-training windows as a [`DataSource`]: shuffled per epoch from `seed + epoch`.
-struct Windows {
-    x: Tensor,
-    batch: i64,
-    seed: u64,
-}
-
-impl DataSource for Windows {
-    type Batch = Tensor;
-    type Error = NceError;
-
-    fn batches_per_epoch(&self) -> u64 {
-        (self.x.size()[0] / self.batch) as u64
-    }
-
-    fn epoch_from(
-        &self,
-        epoch: u64,
-        skip: u64,
-    ) -> impl Iterator<Item = Result<Tensor, NceError>> + '_ {
-        let n = self.x.size()[0];
-        let mut order: Vec<i64> = (0..n).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
-            self.seed + epoch,
-        ));
-        let batch = self.batch as usize;
-        (skip as usize..self.batches_per_epoch() as usize).map(move |b| {
-            let idx = Tensor::from_slice(&order[b * batch..(b + 1) * batch]);
-            Ok(self.x.index_select(0, &idx))
-        })
-    }
-}
-
-/// One thread for CPC's small kernels on the CPU (less synchronisation on a shared machine);
-/// the previous count comes back when dropped.
-struct OneThread(Option<i32>);
-
-impl OneThread {
-    fn on(device: Device) -> Self {
-        if device != Device::Cpu {
-            return OneThread(None);
-        }
-        let before = tch::get_num_threads();
-        tch::set_num_threads(1);
-        OneThread(Some(before))
-    }
-}
-
-impl Drop for OneThread {
-    fn drop(&mut self) {
-        if let Some(n) = self.0 {
-            tch::set_num_threads(n);
-        }
     }
 }
 
@@ -255,11 +198,11 @@ pub(crate) fn cpc_streams(
     };
     let (train_sig, test_sig) = standardised(signals);
     let x = pretrain_windows(&train_sig)?;
-    let _threads = OneThread::on(ctx.device);
+    let _threads = crate::experiments::OneThread::on(ctx.device);
     tch::manual_seed(ctx.seed as i64);
     let mut vs = nn::VarStore::new(ctx.device);
     let model = Cpc::new(&vs.root(), &ccfg)?;
-    let source = Windows {
+    let source = Shuffled {
         x: x.to_device(ctx.device),
         batch: 32,
         seed: ctx.seed,
