@@ -145,11 +145,11 @@ impl Recipe {
         }
     }
 
-    /// A few steps on small images with a reduced R50 (width 8) from scratch: the code path of the
-    /// full run on a CPU (tests, `--smoke` with data).
-    pub fn tiny() -> Self {
-        Recipe {
-            images_per_step: 2,
+    /// The 1x recipe scaled to 2 images a step ([`Recipe::scaled_to`]), cut to 4 steps on
+    /// small images with a reduced R50 (width 8) from scratch: the code path of the full run
+    /// on a CPU (tests, `--smoke` with data).
+    pub fn tiny() -> Result<Self> {
+        Ok(Recipe {
             iterations: 4,
             milestones: vec![2, 3],
             warmup_iters: 1,
@@ -167,8 +167,8 @@ impl Recipe {
             checkpoint_every: 0,
             eval_batch: 2,
             pretrained: false,
-            ..Self::detectron2_1x()
-        }
+            ..Self::detectron2_1x().scaled_to(2)?
+        })
     }
 
     /// The recipe on `images` a step by the linear scaling rule: lr times
@@ -508,6 +508,7 @@ pub fn evaluate(
     let mut dets = Vec::new();
     let (mut seconds, t_all) = (0.0, Instant::now());
     let indices: Vec<usize> = (0..set.len()).collect();
+    let mut bar = train_kit::Progress::new(true, "pyramid.full evaluation", set.len() as u64, 0);
     for chunk in indices.chunks(r.eval_batch.max(1)) {
         let samples = chunk
             .iter()
@@ -540,7 +541,10 @@ pub fn evaluate(
                 });
             }
         }
+        let done = (chunk[0] + chunk.len()) as u64;
+        bar.update(done, || format!("{} detections", dets.len()));
     }
+    bar.finish();
     let mut rep = DetectionReport::score(set.as_ref(), &dets)?;
     rep.forward_s = seconds;
     rep.timed_images = set.len();
@@ -567,6 +571,8 @@ pub struct FullRun {
     pub metrics: PathBuf,
     /// Seconds of training (this call).
     pub train_s: f64,
+    /// Passes over the training images the steps make.
+    pub epochs: f64,
     /// What the weight load did.
     pub weights: String,
 }
@@ -592,6 +598,7 @@ pub fn train_and_evaluate(
     let classes = train.categories().len() as i64;
     let (mut vs, model, loaded) = build(r, classes, weights, device)?;
     let source = CocoTrain::new(train, r, seed, device)?;
+    let epochs = (r.rounds * r.iters_per_round()) as f64 / source.batches_per_pass() as f64;
     let cfg = train_kit::TrainerConfig {
         epochs: r.rounds.max(1),
         schedule: r.schedule()?,
@@ -638,6 +645,7 @@ pub fn train_and_evaluate(
         report,
         metrics: dir.join("metrics.jsonl"),
         train_s: rep.seconds,
+        epochs,
         weights: loaded,
     })
 }
@@ -682,7 +690,7 @@ pub(crate) fn run(ctx: &Ctx, ap_name: &'static str, valid_name: &'static str) ->
     let have_weights = weights.as_ref().is_some_and(|w| w.is_file());
     let recipe = match (ctx.mode, ctx.device, &paths) {
         (Mode::Full, Device::Cuda(_), Some(_)) if have_weights => Recipe::detectron2_1x(),
-        (Mode::Smoke, _, Some(_)) => Recipe::tiny(),
+        (Mode::Smoke, _, Some(_)) => Recipe::tiny()?,
         _ => return Ok(needs(ctx, paths.is_some(), have_weights)),
     };
     let Some([(train_dir, train_json), (val_dir, val_json)]) = paths else {
@@ -747,6 +755,7 @@ pub(crate) fn run(ctx: &Ctx, ap_name: &'static str, valid_name: &'static str) ->
         plots: vec!["training.png".into()],
         details: json!({"report": rep, "recipe": recipe, "weights": f.weights,
                         "train_s": f.train_s, "train_images": train.len(),
+                        "epochs": f.epochs,
                         "paper_box_ap": 36.5, "command": FULL_COMMAND}),
     })
 }

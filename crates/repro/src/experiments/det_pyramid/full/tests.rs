@@ -112,7 +112,7 @@ fn the_stream_groups_by_orientation_skips_crowd_only_images_and_repeats() {
     let tmp = tempfile::tempdir().unwrap();
     write_split(tmp.path(), "train", 8);
     let set = open(tmp.path(), "train");
-    let r = Recipe::tiny();
+    let r = Recipe::tiny().unwrap();
     let src = CocoTrain::new(Arc::clone(&set), &r, 5, Device::Cpu).unwrap();
     // 8 usable images (4 + 4), batches of 2: 4 a pass; the crowd-only image 8 never shows.
     assert_eq!(src.batches_per_pass(), 4);
@@ -154,7 +154,7 @@ fn the_stream_groups_by_orientation_skips_crowd_only_images_and_repeats() {
     // Two sets without enough images of one orientation are refused, naming the counts.
     let big = Recipe {
         images_per_step: 5,
-        ..Recipe::tiny()
+        ..Recipe::tiny().unwrap()
     };
     let e = CocoTrain::new(set, &big, 5, Device::Cpu)
         .err()
@@ -188,6 +188,9 @@ fn the_loop_trains_and_scores_a_tiny_coco_folder_and_says_what_it_needs_otherwis
     assert!(log.contains("\"lr\""), "{log}");
     assert_eq!(o.details["report"]["images"], 4);
     assert_eq!(o.details["train_images"], 9);
+    // 4 steps over 4 batches a pass, at the linear rule's lr for 2 images.
+    assert_eq!(o.details["epochs"], 1.0);
+    assert_eq!(o.details["recipe"]["base_lr"], 0.00125);
     // Without data, or at --full on a CPU, it reports needs_data with the command.
     for (mode, r) in [(Mode::Smoke, None), (Mode::Full, Some(root.as_path()))] {
         let o = run(&ctx(mode, r, &out), "ap", "valid").unwrap();
