@@ -112,6 +112,9 @@ pub struct Recipe {
     pub checkpoint_every: usize,
     /// Images per evaluation forward.
     pub eval_batch: usize,
+    /// Test scores at or below are dropped (`SCORE_THRESH_TEST` 0.05; the tiny recipe keeps
+    /// every candidate so its boxes go through decoding and the map back).
+    pub score_thresh: f64,
     /// Start from torchvision's ImageNet weights (`--data-root`/[`WEIGHTS_FILE`]).
     pub pretrained: bool,
 }
@@ -141,6 +144,7 @@ impl Recipe {
             rounds: 18,
             checkpoint_every: 1000,
             eval_batch: 4,
+            score_thresh: 0.05,
             pretrained: true,
         }
     }
@@ -166,6 +170,7 @@ impl Recipe {
             rounds: 2,
             checkpoint_every: 0,
             eval_batch: 2,
+            score_thresh: 0.0,
             pretrained: false,
             ..Self::detectron2_1x().scaled_to(2)?
         })
@@ -273,6 +278,7 @@ pub fn build(
         anchors: detectron2_anchors(),
         box_loss: BoxLoss::SmoothL1 { beta: 0.0 },
         head_convs: r.head_convs,
+        score_thresh: r.score_thresh,
         ..Default::default()
     };
     let model = RetinaNet::new(&vs.root(), Box::new(backbone), &cfg)?;

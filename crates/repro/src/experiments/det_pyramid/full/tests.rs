@@ -187,6 +187,8 @@ fn the_loop_trains_and_scores_a_tiny_coco_folder_and_says_what_it_needs_otherwis
     let log = std::fs::read_to_string(out.join("train/metrics.jsonl")).unwrap();
     assert!(log.contains("\"lr\""), "{log}");
     assert_eq!(o.details["report"]["images"], 4);
+    let found = o.details["report"]["detections"].as_u64().unwrap();
+    assert!(found > 0 && found <= 400, "{found} detections on 4 images");
     assert_eq!(o.details["train_images"], 9);
     // 4 steps over 4 batches a pass, at the linear rule's lr for 2 images.
     assert_eq!(o.details["epochs"], 1.0);
