@@ -138,7 +138,29 @@ impl TrainerConfig {
                 )));
             }
         }
-        Ok(())
+        self.schedule.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_schedule_is_refused_before_the_run() {
+        let cfg = TrainerConfig {
+            schedule: Schedule::WarmupMultiStep {
+                base_lr: 0.01,
+                gamma: 0.1,
+                milestones: vec![80, 60],
+                warmup_steps: 10,
+                warmup_factor: 0.001,
+            },
+            ..Default::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("milestones [80, 60]"), "{e}");
+        assert!(TrainerConfig::default().validate().is_ok());
     }
 }
 
