@@ -168,7 +168,6 @@ fn the_stream_groups_by_orientation_skips_crowd_only_images_and_repeats() {
 
 #[test]
 fn the_loop_trains_and_scores_a_tiny_coco_folder_and_says_what_it_needs_otherwise() {
-    let t0 = std::time::Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("coco");
     write_split(&root, "train", 8);
@@ -203,6 +202,4 @@ fn the_loop_trains_and_scores_a_tiny_coco_folder_and_says_what_it_needs_otherwis
             o.value_text
         );
     }
-    let s = t0.elapsed().as_secs_f64();
-    assert!(s < 20.0, "the tiny loop took {s:.1} s");
 }
