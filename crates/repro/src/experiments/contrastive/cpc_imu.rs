@@ -9,13 +9,10 @@ use serde_json::json;
 use tch::{nn, Device, Kind, Tensor};
 
 use contrastive_nce::cpc::{Cpc, CpcConfig};
-use contrastive_nce::NceError;
 use datasets::watch::{Watch, WatchRecording};
-use train_kit::{
-    AdamW, AdamWConfig, RunOptions, Schedule, Seeding, Series, Trainer, TrainerConfig,
-};
+use train_kit::{RunOptions, Series};
 
-use super::{linear_probe, Shuffled};
+use super::linear_probe;
 
 use crate::claim::{Bound, Claim, Ctx, Measured, Outcome, Tolerance};
 use crate::report::Mode;
@@ -132,20 +129,6 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
                 0,
             )?);
         }
-        let source = Shuffled {
-            x: xtr.to_device(ctx.device),
-            batch: 32,
-            seed: ctx.seed,
-        };
-        let tcfg = TrainerConfig {
-            epochs,
-            schedule: Schedule::Constant { lr: 1e-3 },
-            seeding: Seeding::PerStep(ctx.seed),
-            eval_every: 0,
-            log_every: 20,
-            recipe: json!({"claim": "nce.cpc-imu", "cpc": cfg, "window": WINDOW, "hop": HOP}),
-            ..Default::default()
-        };
         let dir = super::super::fresh_dir(&ctx.out_dir.join(format!("cpc_k{k}")))?;
         let runo = RunOptions {
             dir: Some(dir),
@@ -153,22 +136,13 @@ fn run(ctx: &Ctx) -> Result<Outcome> {
             label: format!("nce.cpc-imu K={k}"),
             stop_after: None,
         };
-        let mut opt = AdamW::with_single_group(
-            &vs,
-            AdamWConfig {
-                lr: 1e-3,
-                weight_decay: 0.0,
-                ..Default::default()
-            },
-        )?;
-        let report = Trainer::new(&tcfg, &runo)?.fit(
+        let report = super::pretrain_cpc(
             &mut vs,
-            &mut opt,
-            &source,
-            |batch: Tensor, _info| -> Result<Tensor, NceError> {
-                Ok(model.loss(&batch, true)?.loss)
-            },
-            train_kit::trainer::no_eval,
+            &model,
+            xtr.to_device(ctx.device),
+            (ctx.seed, epochs, 20),
+            json!({"claim": "nce.cpc-imu", "cpc": cfg, "window": WINDOW, "hop": HOP}),
+            &runo,
         )?;
         let (ftr, fte) = (
             features(&model, &xtr.to_device(ctx.device))?,

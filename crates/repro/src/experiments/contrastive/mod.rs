@@ -105,3 +105,41 @@ pub(crate) fn linear_probe(
         .mean(Kind::Float)
         .double_value(&[]))
 }
+
+/// CPC's pre-training as both CPC claims run it (`nce.cpc-imu`, the watch stream's CPC
+/// features): unlabelled windows `x` in shuffled batches of 32, AdamW 1e-3 without decay at a
+/// constant lr, the CPC loss, through `train_kit::Trainer`.
+pub(crate) fn pretrain_cpc(
+    vs: &mut nn::VarStore,
+    model: &contrastive_nce::cpc::Cpc,
+    x: Tensor,
+    (seed, epochs, log_every): (u64, usize, usize),
+    recipe: serde_json::Value,
+    runo: &train_kit::RunOptions,
+) -> anyhow::Result<train_kit::TrainReport> {
+    let source = Shuffled { x, batch: 32, seed };
+    let tcfg = train_kit::TrainerConfig {
+        epochs,
+        schedule: train_kit::Schedule::Constant { lr: 1e-3 },
+        seeding: train_kit::Seeding::PerStep(seed),
+        eval_every: 0,
+        log_every,
+        recipe,
+        ..Default::default()
+    };
+    let mut opt = AdamW::with_single_group(
+        vs,
+        AdamWConfig {
+            lr: 1e-3,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
+    Ok(train_kit::Trainer::new(&tcfg, runo)?.fit(
+        vs,
+        &mut opt,
+        &source,
+        |batch: Tensor, _info| -> Result<Tensor, NceError> { Ok(model.loss(&batch, true)?.loss) },
+        train_kit::trainer::no_eval,
+    )?)
+}

@@ -17,13 +17,11 @@ use serde_json::{json, Value};
 use tch::{nn, Device, Kind, Tensor};
 
 use contrastive_nce::cpc::{Cpc, CpcConfig};
-use contrastive_nce::NceError;
 use oad_transformer::watch::{WatchSignals, WatchStreamConfig, WatchStreams, WATCH_CLASSES};
 use oad_transformer::FeatureStream;
-use train_kit::{AdamW, AdamWConfig, RunOptions, Schedule, Seeding, Trainer};
+use train_kit::RunOptions;
 
 use crate::claim::Ctx;
-use crate::experiments::contrastive::Shuffled;
 use crate::report::Mode;
 
 /// Samples CPC sees per window (4 s at 50 Hz), in pre-training and for each frame.
@@ -202,40 +200,19 @@ pub(crate) fn cpc_streams(
     tch::manual_seed(ctx.seed as i64);
     let mut vs = nn::VarStore::new(ctx.device);
     let model = Cpc::new(&vs.root(), &ccfg)?;
-    let source = Shuffled {
-        x: x.to_device(ctx.device),
-        batch: 32,
-        seed: ctx.seed,
-    };
-    let tcfg = train_kit::TrainerConfig {
-        epochs: p.epochs,
-        schedule: Schedule::Constant { lr: 1e-3 },
-        seeding: Seeding::PerStep(ctx.seed),
-        eval_every: 0,
-        log_every: 0,
-        recipe: json!({"claim": "oad.imu", "cpc": ccfg, "context": CONTEXT, "hop": PRETRAIN_HOP}),
-        ..Default::default()
-    };
     let runo = RunOptions {
         dir: None,
         progress: true,
         label: "oad.imu CPC pre-training".into(),
         stop_after: p.stop_after,
     };
-    let mut opt = AdamW::with_single_group(
-        &vs,
-        AdamWConfig {
-            lr: 1e-3,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
-    let report = Trainer::new(&tcfg, &runo)?.fit(
+    let report = crate::experiments::contrastive::pretrain_cpc(
         &mut vs,
-        &mut opt,
-        &source,
-        |batch: Tensor, _info| -> Result<Tensor, NceError> { Ok(model.loss(&batch, true)?.loss) },
-        train_kit::trainer::no_eval,
+        &model,
+        x.to_device(ctx.device),
+        (ctx.seed, p.epochs, 0),
+        json!({"claim": "oad.imu", "cpc": ccfg, "context": CONTEXT, "hop": PRETRAIN_HOP}),
+        &runo,
     )?;
     let describe = |sigs: &[Tensor], streams: &[FeatureStream]| -> Result<Vec<Tensor>> {
         if sigs.len() != streams.len() {
