@@ -117,6 +117,11 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] datasets::DataError),
 
+    /// A collective of data-parallel training failed (a peer died or timed out, a rendezvous
+    /// could not be made, tensors disagreed across ranks).
+    #[error("distributed: {0}")]
+    Distributed(String),
+
     /// Plot rendering failed.
     #[error("plot {path}: {reason}")]
     Plot {

@@ -13,12 +13,15 @@
 //! - [`Trainer`]: the one training loop (schedule, accumulation, clipping, bf16, NaN guard,
 //!   metrics, progress, checkpoints with exact mid-epoch resume, evaluation per epoch) over
 //!   any [`DataSource`]; the model part is one closure, batch in, loss out.
+//! - [`Collective`]: what data-parallel training needs from a process group (the `dist` crate
+//!   implements it on c10d); with one in [`RunOptions`], the Trainer trains data-parallel.
 //! - [`parse_device`] / [`device_name`]: the one `--device` parser and namer.
 //! - [`check_finite`], [`clip_grad_norm`], [`GradAccumulator`], [`autocast_bf16`],
 //!   [`MetricsLog`], [`Progress`], [`line_plot`], [`training_curves_png`].
 
 pub mod amp;
 pub mod checkpoint;
+pub mod collective;
 pub mod device;
 pub mod error;
 pub mod grad;
@@ -32,6 +35,7 @@ pub mod trainer;
 
 pub use amp::autocast_bf16;
 pub use checkpoint::{seed_step, Checkpoint, CheckpointMeta};
+pub use collective::{Collective, Pending, Solo};
 pub use device::{device_description, device_name, parse_device};
 pub use error::{Result, TrainError};
 pub use grad::{clip_grad_norm, try_clip_grad_norm, GradAccumulator, GradSource};
