@@ -275,12 +275,13 @@ impl Loader {
         order
     }
 
-    /// The index chunks of `epoch` from batch `first` on, one per batch.
-    fn chunks_from(&self, epoch: u64, first: usize) -> Vec<Vec<usize>> {
+    /// The index chunks of `epoch`: batches `first`, `first + stride`, ...
+    fn chunks_from(&self, epoch: u64, first: usize, stride: usize) -> Vec<Vec<usize>> {
         self.order(epoch)
             .chunks(self.cfg.batch_size)
             .take(self.batches_per_epoch())
             .skip(first)
+            .step_by(stride.max(1))
             .map(<[usize]>::to_vec)
             .collect()
     }
@@ -293,7 +294,14 @@ impl Loader {
     /// The batches of `epoch` from batch `first` on (a run resumed mid-epoch): the same batches
     /// as `epoch(epoch).skip(first)`, without building the skipped ones.
     pub fn epoch_from(&self, epoch: u64, first: usize) -> Epoch {
-        let chunks = self.chunks_from(epoch, first);
+        self.epoch_strided(epoch, first, 1)
+    }
+
+    /// Batches `first`, `first + stride`, ... of `epoch` (one rank's shard in data-parallel
+    /// training: rank `r` of `w` reads `first = k * w + r`, `stride = w`), without building the
+    /// others. `stride` 0 is taken as 1.
+    pub fn epoch_strided(&self, epoch: u64, first: usize, stride: usize) -> Epoch {
+        let chunks = self.chunks_from(epoch, first, stride);
         let remaining = chunks.len();
         if self.cfg.prefetch == 0 || remaining == 0 {
             return self.sync_epoch(chunks);
@@ -318,7 +326,7 @@ impl Loader {
                 remaining,
             },
             // No thread: build the same batches here.
-            Err(_) => self.sync_epoch(self.chunks_from(epoch, first)),
+            Err(_) => self.sync_epoch(self.chunks_from(epoch, first, stride)),
         }
     }
 

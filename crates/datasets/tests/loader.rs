@@ -329,5 +329,10 @@ fn epoch_from_skips_batches_without_building_them() {
         // Only the 3 remaining batches (6 + 6 + 4 items) were built.
         assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 16);
         assert_eq!(l.epoch_from(5, 99).count(), 0);
+        // One rank's shard: batches 1, 3, 5 of the 7, and only those are built.
+        built.store(0, std::sync::atomic::Ordering::SeqCst);
+        let shard = batches_of(l.epoch_strided(5, 1, 2));
+        assert_eq!(shard, vec![all[1].clone(), all[3].clone(), all[5].clone()]);
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 18);
     }
 }

@@ -1,6 +1,8 @@
 //! The Trainer: exact resume mid-epoch for AdamW, SGD (Nesterov) and LARS, with accumulation,
 //! clipping and dropout (torch's generator in use); the NaN guard names the step and leaves a
-//! loadable checkpoint; evaluation metrics land in the log and the report; the curves plot.
+//! loadable checkpoint; evaluation metrics land in the log and the report; the curves plot;
+//! data parallel over ranks as threads ([`train_kit::collective::ThreadGroup`]) takes the steps
+//! of one process with the ranks' batches together, and resumes exactly.
 
 use std::path::Path;
 
@@ -212,5 +214,168 @@ fn bad_configs_are_typed_errors() {
     ] {
         let err = Trainer::new(&cfg, &run).unwrap_err();
         assert!(matches!(err, TrainError::InvalidConfig(_)), "{err}");
+    }
+}
+
+/// `world` ranks of batch `batch` (threads over a [`ThreadGroup`]; `world` 1 is a plain run),
+/// each rank's model drawn from its own seed so that only rank 0's broadcast makes them agree.
+/// No dropout: the ranks' steps and the one process's must see the same numbers.
+fn dp_train(
+    kind: Opt,
+    world: usize,
+    batch: usize,
+    accum: usize,
+    dir: &Path,
+    stop_after: Option<u64>,
+) -> Vec<(nn::VarStore, TrainReport)> {
+    use train_kit::collective::ThreadGroup;
+    let (x, y) = {
+        tch::manual_seed(1);
+        let x = Tensor::randn([64, 8], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(3, [64], (Kind::Int64, Device::Cpu));
+        (x, y)
+    };
+    let groups = ThreadGroup::new(world).unwrap();
+    let stores: Vec<(nn::VarStore, nn::Linear, nn::Linear)> = (0..world)
+        .map(|r| {
+            tch::manual_seed(3 + r as i64);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let fc1 = nn::linear(&vs.root() / "fc1", 8, 16, Default::default());
+            let fc2 = nn::linear(&vs.root() / "fc2", 16, 3, Default::default());
+            (vs, fc1, fc2)
+        })
+        .collect();
+    let cfg = TrainerConfig {
+        epochs: 2,
+        schedule: Schedule::WarmupCosine {
+            base_lr: 0.05,
+            min_lr: 1e-4,
+            warmup_steps: 2,
+            total_steps: 16,
+        },
+        accum_iter: accum,
+        clip_grad: Some(1.0),
+        seeding: Seeding::Caller,
+        checkpoint_every: 1,
+        log_every: 1,
+        ..Default::default()
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .into_iter()
+            .zip(groups)
+            .map(|((mut vs, fc1, fc2), group)| {
+                let (x, y, cfg) = (x.copy(), y.copy(), cfg.clone());
+                let dir = dir.to_path_buf();
+                scope.spawn(move || {
+                    let mut opt = optimizer(kind, &vs);
+                    let lcfg = LoaderConfig {
+                        batch_size: batch,
+                        seed: 4,
+                        prefetch: 0,
+                        ..Default::default()
+                    };
+                    let data = Loader::new(&x, &y, lcfg).unwrap();
+                    let run = RunOptions {
+                        dir: Some(dir),
+                        stop_after,
+                        ..Default::default()
+                    };
+                    let step = |b: datasets::Batch, _: &train_kit::StepInfo| {
+                        let h = fc1.forward(&b.images).relu();
+                        Ok::<_, TrainError>(fc2.forward(&h).cross_entropy_for_logits(&b.labels))
+                    };
+                    let eval = |_: u64| -> Result<train_kit::EvalMetrics, TrainError> {
+                        let w = fc2.ws.abs().mean(Kind::Double).double_value(&[]);
+                        Ok(vec![("mean_abs_w".into(), w)])
+                    };
+                    let report = Trainer::new(&cfg, &run)
+                        .unwrap()
+                        .with_collective(&group)
+                        .fit(&mut vs, opt.as_mut(), &data, step, eval)
+                        .unwrap();
+                    (vs, report)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn max_diff(a: &nn::VarStore, b: &nn::VarStore) -> f64 {
+    let (va, vb) = (a.variables(), b.variables());
+    assert_eq!(va.len(), vb.len());
+    va.iter()
+        .map(|(name, t)| (t - &vb[name]).abs().max().double_value(&[]))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn data_parallel_takes_the_steps_of_one_process_with_the_ranks_batches_together() {
+    let _lock = test_support::rng_lock();
+    for (kind, accum) in [
+        (Opt::AdamW, 1),
+        (Opt::AdamW, 2),
+        (Opt::Sgd, 1),
+        (Opt::Sgd, 2),
+    ] {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let single = dp_train(kind, 1, 8, accum, one.path(), None);
+        let ranks = dp_train(kind, 2, 4, accum, two.path(), None);
+        let (vs1, r1) = &single[0];
+        // 64 items: 8 steps of 8 per epoch in one process, 8 of 4 + 4 on two ranks.
+        assert_eq!(ranks[0].1.iters, 16, "{kind:?} accum {accum}");
+        for (rank, (vs, r)) in ranks.iter().enumerate() {
+            let d = max_diff(vs1, vs);
+            assert!(
+                d < 1e-6,
+                "{kind:?} accum {accum} rank {rank}: weights differ by {d}"
+            );
+            assert_eq!(r.optimizer_steps, r1.optimizer_steps);
+            for (a, b) in r.epochs.iter().zip(&r1.epochs) {
+                assert!(
+                    (a.loss - b.loss).abs() < 1e-6,
+                    "{kind:?} {accum}: {a:?} vs {b:?}"
+                );
+                // Rank 0 evaluated; every rank has its metrics.
+                assert_eq!(a.eval.len(), 1);
+                assert!((a.eval[0].1 - b.eval[0].1).abs() < 1e-6);
+            }
+        }
+        // Rank 0 alone wrote the log, with the mean loss of the ranks' micro-batches.
+        let rows1 = MetricsLog::read(one.path().join("metrics.jsonl")).unwrap();
+        let rows2 = MetricsLog::read(two.path().join("metrics.jsonl")).unwrap();
+        assert_eq!(rows1.len(), rows2.len());
+        for (a, b) in rows1
+            .iter()
+            .zip(&rows2)
+            .filter(|(a, _)| a.get("iter").is_some())
+        {
+            let (la, lb) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+            assert!(
+                (la - lb).abs() < 1e-6,
+                "{kind:?} {accum}: logged {lb} vs {la}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_data_parallel_run_stopped_and_resumed_equals_an_uninterrupted_one() {
+    let _lock = test_support::rng_lock();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let straight = dp_train(Opt::AdamW, 2, 4, 2, a.path(), None);
+    // Stop mid-epoch 0 (after 3 optimiser steps: local micro-step 6), then finish.
+    let first = dp_train(Opt::AdamW, 2, 4, 2, b.path(), Some(6));
+    assert!(first[0].1.stopped_early);
+    let resumed = dp_train(Opt::AdamW, 2, 4, 2, b.path(), None);
+    assert_eq!(
+        resumed[1].1.resumed_at,
+        Some(6),
+        "rank 1 learns the start from rank 0"
+    );
+    for r in 0..2 {
+        assert_same(&straight[r].0, &resumed[r].0);
+        assert_eq!(straight[r].1.epochs, resumed[r].1.epochs);
     }
 }

@@ -190,12 +190,19 @@ impl DetLoader {
     /// The batches of `epoch` from batch `first` on; the same as the tail of
     /// `epoch_from(epoch, 0)`, without building the skipped batches.
     pub fn epoch_from(&self, epoch: u64, first: usize) -> DetEpoch<'_> {
+        self.epoch_strided(epoch, first, 1)
+    }
+
+    /// Batches `first`, `first + stride`, ... of `epoch` (one rank's shard in data-parallel
+    /// training), without building the others. `stride` 0 is taken as 1.
+    pub fn epoch_strided(&self, epoch: u64, first: usize, stride: usize) -> DetEpoch<'_> {
         let order = self.order(epoch);
         let n = self.batches_per_epoch();
         let chunks: Vec<Vec<usize>> = order
             .chunks(self.cfg.batch_size)
             .take(n)
             .skip(first)
+            .step_by(stride.max(1))
             .map(<[usize]>::to_vec)
             .collect();
         DetEpoch {
@@ -367,5 +374,15 @@ impl train_kit::DataSource for DetLoader {
 
     fn epoch_from(&self, epoch: u64, skip: u64) -> impl Iterator<Item = Result<DetBatch>> + '_ {
         DetLoader::epoch_from(self, epoch, usize::try_from(skip).unwrap_or(usize::MAX))
+    }
+
+    fn epoch_strided(
+        &self,
+        epoch: u64,
+        first: u64,
+        stride: u64,
+    ) -> impl Iterator<Item = Result<DetBatch>> + '_ {
+        let big = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        DetLoader::epoch_strided(self, epoch, big(first), big(stride))
     }
 }

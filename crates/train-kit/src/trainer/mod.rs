@@ -20,8 +20,10 @@
 //! generator alone (the caller seeds once before building the model): a resumed run then
 //! draws different random numbers from an uninterrupted one.
 
+mod dp;
 mod source;
 
+pub use dp::BUCKET_BYTES;
 pub use source::DataSource;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ use serde_json::{json, Map, Value};
 use tch::{nn, Device, Tensor};
 
 use crate::checkpoint::{seed_step, Checkpoint, CheckpointMeta, LATEST};
+use crate::collective::{default_group, Collective};
 use crate::error::{Result, TrainError};
 use crate::guard::check_finite;
 use crate::metrics::MetricsLog;
@@ -260,7 +263,7 @@ impl TrainReport {
 }
 
 /// The loop's own part of a checkpoint (`meta.metrics["trainer"]`).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct LoopState {
     epoch_loss_sum: f64,
     epoch_loss_count: u64,
@@ -277,13 +280,27 @@ pub fn no_eval<E>(_epoch: u64) -> std::result::Result<EvalMetrics, E> {
 pub struct Trainer<'a> {
     cfg: &'a TrainerConfig,
     run: &'a RunOptions,
+    group: Option<&'a dyn Collective>,
 }
 
 impl<'a> Trainer<'a> {
     /// A trainer of `cfg`'s loop writing where `run` says; checks the config.
     pub fn new(cfg: &'a TrainerConfig, run: &'a RunOptions) -> Result<Self> {
         cfg.validate()?;
-        Ok(Trainer { cfg, run })
+        Ok(Trainer {
+            cfg,
+            run,
+            group: None,
+        })
+    }
+
+    /// Trains data-parallel over `group` (see `dp.rs`'s docs: rank 0 reads and writes the run
+    /// folder, the others read their shard of each epoch and take the same steps). Without
+    /// this, the process's default group ([`crate::collective::set_default_group`]) is used
+    /// when there is one; a group of one rank trains as without.
+    pub fn with_collective(mut self, group: &'a dyn Collective) -> Self {
+        self.group = Some(group);
+        self
     }
 
     /// Trains the variables of `vs` with `opt` on `source`: `step(batch, info)` returns the
@@ -305,11 +322,21 @@ impl<'a> Trainer<'a> {
         R: Into<StepOutput>,
     {
         let (cfg, run) = (self.cfg, self.run);
-        let ipe = source.batches_per_epoch();
+        let group: Option<&dyn Collective> = match self.group {
+            Some(g) => Some(g),
+            None => default_group().map(|g| g as &dyn Collective),
+        };
+        let group = group.filter(|g| g.world_size() > 1);
+        let mut dp = group.map(|g| dp::DataParallel::new(g, vs.device()));
+        let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank() as u64, d.world()));
+        let main = rank == 0;
+        let batches = source.batches_per_epoch();
+        let ipe = batches / world;
         if ipe == 0 {
-            return Err(TrainError::InvalidConfig(
-                "trainer: the data source yields no batch".into(),
-            )
+            return Err(TrainError::InvalidConfig(format!(
+                "trainer: the data source yields {batches} batches per epoch: expected at least \
+                 one per rank ({world} ranks)"
+            ))
             .into());
         }
         let epochs = cfg.epochs as u64;
@@ -318,13 +345,17 @@ impl<'a> Trainer<'a> {
 
         let mut start = 0u64;
         let mut state = LoopState::default();
-        if let Some(dir) = &run.dir {
+        if let (Some(dir), true) = (&run.dir, main) {
             if let Some(meta) = Checkpoint::load_latest(dir, vs, opt)? {
                 start = meta.step;
                 state = read_state(dir, &meta)?;
             }
         }
-        let log = run.metrics_log()?;
+        if let Some(dp) = &mut dp {
+            (start, state) = dp.start(main.then(|| (start, state.clone())), vs, opt)?;
+        }
+        // Only rank 0 writes.
+        let log = if main { run.metrics_log()? } else { None };
         let mut report = TrainReport {
             epochs: Vec::new(),
             first_epoch: start / ipe,
@@ -335,7 +366,7 @@ impl<'a> Trainer<'a> {
             stopped_early: false,
         };
         let save = |vs: &nn::VarStore, opt: &O, next: u64, state: &LoopState| -> Result<()> {
-            let Some(dir) = &run.dir else {
+            let (Some(dir), true) = (&run.dir, main) else {
                 return Ok(());
             };
             let meta = CheckpointMeta {
@@ -352,7 +383,7 @@ impl<'a> Trainer<'a> {
             Checkpoint::save(dir, vs, opt, &meta)
         };
 
-        let mut progress = Progress::new(run.progress, &run.label, total, start);
+        let mut progress = Progress::new(run.progress && main, &run.label, total, start);
         let started = Instant::now();
         let accum = cfg.accum_iter as u64;
         'epochs: for epoch in start / ipe..epochs {
@@ -362,15 +393,20 @@ impl<'a> Trainer<'a> {
                 state.epoch_loss_count = 0;
             }
             opt.zero_grad();
-            // A resumed epoch starts at its next batch without producing the ones before.
-            for (i, batch) in (skip..).zip(source.epoch_from(epoch, skip)) {
+            // This rank's losses of the accumulation window, summed over the ranks at its end.
+            let mut window_loss = 0.0;
+            // A resumed epoch starts at its next batch without producing the ones before; rank r
+            // of w reads the epoch's batches k * w + r.
+            let batches = source.epoch_strided(epoch, skip * world + rank, world);
+            for (i, batch) in (skip..).zip(batches) {
                 let it = epoch * ipe + i;
                 if run.stop_reached(report.iters) {
                     report.stopped_early = true;
                     break 'epochs;
                 }
                 if let Seeding::PerStep(seed) = cfg.seeding {
-                    seed_step(seed, it);
+                    // Each rank draws its own numbers (augmentations differ across ranks).
+                    seed_step(seed.wrapping_add(rank << 40), it);
                 }
                 if i % accum == 0 {
                     opt.set_lr(cfg.schedule.lr_at(it as usize));
@@ -391,10 +427,17 @@ impl<'a> Trainer<'a> {
                         .f_backward()
                         .map_err(TrainError::from)?;
                 }
-                state.epoch_loss_sum += value;
+                match &dp {
+                    Some(_) => window_loss += value,
+                    None => state.epoch_loss_sum += value,
+                }
                 state.epoch_loss_count += 1;
                 report.iters += 1;
                 if (i + 1) % accum == 0 {
+                    if let Some(dp) = &dp {
+                        state.epoch_loss_sum += dp.reduce_gradients(window_loss)?;
+                        window_loss = 0.0;
+                    }
                     match cfg.clip_grad {
                         Some(max) => {
                             opt.step_with_clip(max)?;
@@ -411,15 +454,25 @@ impl<'a> Trainer<'a> {
                         save(vs, opt, it + 1, &state)?;
                     }
                 }
-                if let Some(log) = &log {
-                    if cfg.log_every > 0 && it % cfg.log_every as u64 == 0 {
+                // Every rank takes part in a line's mean; rank 0 writes it.
+                if cfg.log_every > 0
+                    && it % cfg.log_every as u64 == 0
+                    && (log.is_some() || dp.is_some())
+                {
+                    let mut values = vec![value];
+                    for (_, t) in &out.parts {
+                        values.push(t.f_double_value(&[]).map_err(TrainError::from)?);
+                    }
+                    if let Some(dp) = &dp {
+                        values = dp.mean_values(&values)?;
+                    }
+                    if let Some(log) = &log {
                         let mut line = Map::new();
                         line.insert("iter".into(), json!(it));
                         line.insert("epoch".into(), json!(epoch));
-                        line.insert("loss".into(), json!(value));
+                        line.insert("loss".into(), json!(values[0]));
                         line.insert("lr".into(), json!(info.lr));
-                        for (name, t) in &out.parts {
-                            let v = t.f_double_value(&[]).map_err(TrainError::from)?;
+                        for ((name, _), v) in out.parts.iter().zip(&values[1..]) {
                             line.insert(name.clone(), json!(v));
                         }
                         log.log(&Value::Object(line))?;
@@ -427,13 +480,22 @@ impl<'a> Trainer<'a> {
                 }
                 progress.update(it + 1, || format!("loss {value:.4} lr {:.2e}", info.lr));
             }
+            if let Some(dp) = &dp {
+                // A window the epoch ended inside (its gradients are dropped, as in MAE's loop).
+                if ipe % accum != 0 {
+                    state.epoch_loss_sum += dp.mean_values(&[window_loss])?[0];
+                }
+            }
             let loss = state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64;
             let last = epoch + 1 == epochs;
             let due = cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every as u64 == 0;
-            let metrics = if last || due {
-                eval(epoch)?
-            } else {
-                Vec::new()
+            let metrics = match (last || due, &dp) {
+                (false, _) => Vec::new(),
+                (true, None) => eval(epoch)?,
+                // Rank 0 evaluates; the others take its metrics.
+                (true, Some(dp)) => {
+                    dp.share_metrics(if main { Some(eval(epoch)?) } else { None })?
+                }
             };
             if let Some(log) = &log {
                 let mut line = Map::new();

@@ -22,6 +22,22 @@ pub trait DataSource {
         epoch: u64,
         skip: u64,
     ) -> impl Iterator<Item = Result<Self::Batch, Self::Error>> + '_;
+
+    /// Every `stride`-th batch of epoch `epoch` from batch `first` on: batches `first`,
+    /// `first + stride`, ... of what `epoch_from(epoch, 0)` yields. In data-parallel training
+    /// rank `r` of `w` reads `epoch_strided(e, k * w + r, w)` from its local step `k`, so the
+    /// ranks' batches of one step are `w` consecutive batches of the epoch, disjoint, and the
+    /// same ones after a resume. The default produces and drops the batches in between; a
+    /// source that builds batches on demand overrides it to skip them.
+    fn epoch_strided(
+        &self,
+        epoch: u64,
+        first: u64,
+        stride: u64,
+    ) -> impl Iterator<Item = Result<Self::Batch, Self::Error>> + '_ {
+        self.epoch_from(epoch, first)
+            .step_by(usize::try_from(stride.max(1)).unwrap_or(usize::MAX))
+    }
 }
 
 impl DataSource for datasets::loader::Loader {
@@ -38,5 +54,14 @@ impl DataSource for datasets::loader::Loader {
         skip: u64,
     ) -> impl Iterator<Item = Result<Self::Batch, Self::Error>> + '_ {
         datasets::loader::Loader::epoch_from(self, epoch, skip as usize)
+    }
+
+    fn epoch_strided(
+        &self,
+        epoch: u64,
+        first: u64,
+        stride: u64,
+    ) -> impl Iterator<Item = Result<Self::Batch, Self::Error>> + '_ {
+        datasets::loader::Loader::epoch_strided(self, epoch, first as usize, stride as usize)
     }
 }
