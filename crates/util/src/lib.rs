@@ -6,12 +6,15 @@
 //! - `fonts` (default feature `fonts`): DejaVu Sans / Mono registered for plotters' `ab_glyph`
 //!   text backend;
 //! - [`stats::median`];
+//! - [`launch`]: N local processes with torchrun's variables, output prefixed by rank (`cargo
+//!   xtask launch`, the dist crate's tests);
 //! - [`pipe`]: command-line tools exit quietly when their output pipe closes
 //!   (`det-eval ... | head`).
 
 pub mod atomic;
 #[cfg(feature = "fonts")]
 pub mod fonts;
+pub mod launch;
 pub mod pipe;
 pub mod stats;
 
