@@ -11,6 +11,7 @@ mod data;
 mod doctor;
 mod env;
 mod example;
+mod launch;
 mod probe;
 mod reproduce;
 mod setup;
@@ -61,6 +62,10 @@ enum Cmd {
     /// Criterion benches (`cargo bench -p benches -- ARGS`), then the side-by-side runs
     /// against PyTorch eager.
     Bench(bench::Opts),
+    /// Start N local processes of a binary with torchrun's variables (MASTER_ADDR, MASTER_PORT,
+    /// RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), output prefixed by rank; a failing rank
+    /// stops the others: `cargo xtask launch --nproc 2 -- <binary> <args>`.
+    Launch(launch::Opts),
     /// Copy the release repro and test binaries with a run.sh into DIR, for a machine with
     /// python3+torch 2.11 and no Rust.
     Bundle {
@@ -90,6 +95,10 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Data { cmd } => data::cmd(&cmd),
         Cmd::Bench(opts) => bench::cmd(&opts),
         Cmd::Bundle { out } => bundle::cmd(&out),
+        Cmd::Launch(opts) => match launch::cmd(&opts)? {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
     }
 }
 
@@ -110,6 +119,20 @@ mod tests {
             Cmd::Bench(o) => assert_eq!(o.args, ["--save-baseline", "x", "conv"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn launch_takes_the_command_after_the_double_dash() {
+        let cli = Cli::try_parse_from(["xtask", "launch", "--nproc", "2", "--", "bin", "--x", "1"])
+            .unwrap();
+        match cli.cmd {
+            Cmd::Launch(o) => {
+                assert_eq!((o.nproc, o.master_port), (2, None));
+                assert_eq!(o.command, ["bin", "--x", "1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["xtask", "launch", "--nproc", "2"]).is_err());
     }
 
     #[test]

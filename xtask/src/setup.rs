@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::env::Env;
 use crate::util::find_on_path;
@@ -152,7 +152,8 @@ pub fn setup(opts: Opts) -> Result<Env> {
         },
     };
     let python3 = find_on_path("python3");
-    let env = build_env(&user, &plan, venv.as_ref(), python3.as_deref());
+    let mut env = build_env(&user, &plan, venv.as_ref(), python3.as_deref());
+    gloo_headers(&mut env, opts.install);
     if !plan.libtorch_from_venv {
         check_user_libtorch(&user);
     }
@@ -166,6 +167,95 @@ pub fn setup(opts: Opts) -> Result<Env> {
         );
     }
     Ok(env)
+}
+
+/// Where `setup` puts gloo's headers: `<cache>/gloo-headers`, the folder that `CVLAB_GLOO_INCLUDE`
+/// then names is its `usr/include` (it holds `gloo/`).
+pub fn gloo_dir() -> PathBuf {
+    datasets_fetch::cache_root().join("gloo-headers")
+}
+
+/// The Debian package with gloo's headers (only headers are used: gloo itself is inside
+/// libtorch_cpu).
+const GLOO_PACKAGE: &str = "libgloo-dev";
+
+fn has_gloo(include: &Path) -> bool {
+    include.join("gloo").join("algorithm.h").is_file()
+}
+
+/// The dist crate compiles c10d's `ProcessGroupGloo.hpp`, which includes gloo's headers; the
+/// PyTorch wheel does not ship them. The user's `CVLAB_GLOO_INCLUDE` wins; else the cache
+/// folder's copy is exported (installed first with `apt-get download` + `dpkg-deb -x`, no root
+/// needed, when `install` and the system has none). A failure is a warning: only the dist
+/// crate needs them, and its build says what to do.
+fn gloo_headers(env: &mut Env, install: bool) {
+    if let Some(own) = std::env::var("CVLAB_GLOO_INCLUDE")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        env.kept.push(("CVLAB_GLOO_INCLUDE", own));
+        return;
+    }
+    let dir = gloo_dir();
+    let include = dir.join("usr").join("include");
+    if !has_gloo(&include) && install && !has_gloo(Path::new("/usr/include")) {
+        if let Err(e) = install_gloo_headers(&dir) {
+            eprintln!(
+                "xtask: warning: gloo's headers (for the dist crate) not installed: {e:#}; \
+                 install the {GLOO_PACKAGE} package or set CVLAB_GLOO_INCLUDE to a folder that \
+                 holds gloo/"
+            );
+        }
+    }
+    if has_gloo(&include) {
+        env.vars
+            .push(("CVLAB_GLOO_INCLUDE", include.display().to_string()));
+    }
+}
+
+/// `apt-get download libgloo-dev` and `dpkg-deb -x` into `dir` (through a temporary folder
+/// next to it, renamed at the end so that a broken run leaves no half folder).
+fn install_gloo_headers(dir: &Path) -> Result<()> {
+    for tool in ["apt-get", "dpkg-deb"] {
+        if find_on_path(tool).is_none() {
+            bail!("no {tool} on PATH (a Debian or Ubuntu system has it)");
+        }
+    }
+    eprintln!(
+        "xtask: gloo's headers (the {GLOO_PACKAGE} package, unpacked without root) into {}",
+        dir.display()
+    );
+    let tmp = dir.with_extension("partial");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    crate::util::run(
+        std::process::Command::new("apt-get")
+            .args(["download", GLOO_PACKAGE])
+            .current_dir(&tmp),
+    )?;
+    let deb = std::fs::read_dir(&tmp)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .with_context(|| format!("apt-get download left no .deb in {}", tmp.display()))?;
+    let unpacked = tmp.join("root");
+    crate::util::run(
+        std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&unpacked),
+    )?;
+    if !has_gloo(&unpacked.join("usr").join("include")) {
+        bail!("{} holds no usr/include/gloo/algorithm.h", deb.display());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::rename(&unpacked, dir)
+        .with_context(|| format!("moving the headers to {}", dir.display()))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
 }
 
 /// Warns (only) about a user `LIBTORCH` that does not look like libtorch 2.11.
