@@ -85,8 +85,43 @@ const fn coco_case(
     }
 }
 
+/// dist's Gloo all-reduce (the c10d shim) against `torch.distributed` with backend "gloo": 2
+/// processes over loopback, one float32 tensor; each side starts its own ranks. The runner's
+/// time ratio is the inverse of the bus-bandwidth ratio (the bound is bandwidth >= 0.95, i.e.
+/// time ratio <= 1.053).
+const fn allreduce_case(label: &'static str, args: &'static [&'static str]) -> Case {
+    Case {
+        label,
+        max_rounds: usize::MAX,
+        bin: "allreduce_bench",
+        script: "benches/python/allreduce_bench.py",
+        args,
+        twin_args: &[],
+    }
+}
+
 /// What the issues ask to compare on the CPU.
 pub const CPU_CASES: &[Case] = &[
+    allreduce_case(
+        "Gloo all-reduce (sum), 1 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        &["--size-mb", "1", "--iters", "50", "--warmup", "5"],
+    ),
+    allreduce_case(
+        "Gloo all-reduce (sum), 4 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        &["--size-mb", "4", "--iters", "30", "--warmup", "3"],
+    ),
+    allreduce_case(
+        "Gloo all-reduce (sum), 16 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        &["--size-mb", "16", "--iters", "20", "--warmup", "2"],
+    ),
+    allreduce_case(
+        "Gloo all-reduce (sum), 64 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        &["--size-mb", "64", "--iters", "10", "--warmup", "2"],
+    ),
+    allreduce_case(
+        "Gloo all-reduce (sum), 256 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        &["--size-mb", "256", "--iters", "5", "--warmup", "1"],
+    ),
     Case {
         label: "ViT-S/16 forward, batch 8, 224, f32, CPU",
         max_rounds: usize::MAX,
