@@ -103,23 +103,23 @@ const fn allreduce_case(label: &'static str, args: &'static [&'static str]) -> C
 /// What the issues ask to compare on the CPU.
 pub const CPU_CASES: &[Case] = &[
     allreduce_case(
-        "Gloo all-reduce (sum), 1 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        "Gloo allreduce (sum), 1 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
         &["--size-mb", "1", "--iters", "50", "--warmup", "5"],
     ),
     allreduce_case(
-        "Gloo all-reduce (sum), 4 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        "Gloo allreduce (sum), 4 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
         &["--size-mb", "4", "--iters", "30", "--warmup", "3"],
     ),
     allreduce_case(
-        "Gloo all-reduce (sum), 16 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        "Gloo allreduce (sum), 16 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
         &["--size-mb", "16", "--iters", "20", "--warmup", "2"],
     ),
     allreduce_case(
-        "Gloo all-reduce (sum), 64 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        "Gloo allreduce (sum), 64 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
         &["--size-mb", "64", "--iters", "10", "--warmup", "2"],
     ),
     allreduce_case(
-        "Gloo all-reduce (sum), 256 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
+        "Gloo allreduce (sum), 256 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
         &["--size-mb", "256", "--iters", "5", "--warmup", "1"],
     ),
     Case {
