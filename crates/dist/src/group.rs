@@ -166,7 +166,7 @@ impl ProcessGroup {
             message,
         };
         // SAFETY: err comes from the shim.
-        unsafe { ffi::take_error(err) }.map_err(group_error)?;
+        unsafe { ffi::take_error(err) }.map_err(|m| group_error(hint_peer(m)))?;
         let group = NonNull::new(group)
             .ok_or_else(|| group_error("the shim returned no process group".to_owned()))?;
         Ok(ProcessGroup {
@@ -214,7 +214,7 @@ impl ProcessGroup {
             rank: self.rank,
             world_size: self.world_size,
             timeout: self.timeout,
-            message,
+            message: hint_peer(message),
         }
     }
 
@@ -407,6 +407,23 @@ fn hint_rendezvous(message: String, rv: &Rendezvous) -> String {
     format!("{message}{hint}")
 }
 
+/// What Gloo's messages about a lost or missing peer mean, appended to them.
+fn hint_peer(message: String) -> String {
+    let hint = if message.contains("Connection closed by peer")
+        || message.contains("Connection reset by peer")
+    {
+        " (the peer at that address exited or was killed: see its own output)"
+    } else if message.contains("wait timeout") && message.contains("keys") {
+        " (the ranks of those store keys never joined the group: were all started, with the \
+         same WORLD_SIZE?)"
+    } else if message.contains("Timed out waiting") || message.contains("timed out") {
+        " (a peer never called the same collective within the timeout)"
+    } else {
+        ""
+    };
+    format!("{message}{hint}")
+}
+
 /// A started collective; its tensor must not be read or written until [`Work::wait`] returns.
 /// Dropping it without waiting leaves the operation running in the backend.
 #[must_use = "a started collective must be waited for before its tensor is read"]
@@ -445,7 +462,7 @@ impl Work {
             rank: self.rank,
             world_size: self.world_size,
             timeout: self.timeout,
-            message,
+            message: hint_peer(message),
         })?;
         if let Some((t, n)) = self.then_divide.take() {
             let mut t = t;
@@ -459,5 +476,60 @@ impl Drop for Work {
     fn drop(&mut self) {
         // SAFETY: created by the shim, freed once here; the backend keeps its own reference.
         unsafe { ffi::dist_work_free(self.work.as_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rv(rank: usize) -> Rendezvous {
+        Rendezvous {
+            master_addr: "127.0.0.1".into(),
+            master_port: 29500,
+            rank,
+            world_size: 2,
+            local_rank: rank,
+            local_world_size: 2,
+        }
+    }
+
+    #[test]
+    fn rendezvous_failures_say_what_to_check() {
+        let m = hint_rendezvous(
+            "Timed out ... waiting for clients. 1/2 clients joined.".into(),
+            &rv(0),
+        );
+        assert!(
+            m.contains("never arrived") && m.contains("WORLD_SIZE=2"),
+            "{m}"
+        );
+        let m = hint_rendezvous(
+            "name: EADDRINUSE, message: address already in use".into(),
+            &rv(0),
+        );
+        assert!(m.contains("MASTER_PORT=29500 is in use"), "{m}");
+        let m = hint_rendezvous("The client socket has timed out".into(), &rv(1));
+        assert!(m.contains("rank 0") && m.contains("MASTER_ADDR"), "{m}");
+        assert_eq!(hint_rendezvous("other".into(), &rv(0)), "other");
+    }
+
+    #[test]
+    fn peer_failures_say_what_happened() {
+        let m = hint_peer("pair.cc:547] Connection closed by peer [127.0.0.1]:4000".into());
+        assert!(m.contains("exited or was killed"), "{m}");
+        let m = hint_peer("wait timeout after 3000ms, keys: /0/1".into());
+        assert!(
+            m.contains("never joined") && m.contains("WORLD_SIZE"),
+            "{m}"
+        );
+        assert_eq!(hint_peer("other".into()), "other");
+    }
+
+    #[test]
+    fn millis_never_rounds_to_no_timeout() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_secs(2)), 2000);
+        assert_eq!(millis(Duration::MAX), i64::MAX);
     }
 }

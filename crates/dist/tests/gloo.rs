@@ -252,6 +252,9 @@ fn a_world_size_that_differs_between_ranks_is_named() {
         }
     });
     assert_all_ok(&outputs);
+    for o in &outputs {
+        eprintln!("{}", text(o));
+    }
 }
 
 fn rendezvous(rank: usize, world_size: usize, port: u16) -> Rendezvous {
@@ -276,6 +279,7 @@ fn a_port_in_use_is_named() {
     )
     .unwrap_err();
     let m = e.to_string();
+    eprintln!("port in use: {m}");
     assert!(matches!(e, DistError::Rendezvous { .. }), "{m}");
     assert!(
         m.contains(&format!("MASTER_PORT={port}")) && m.contains("in use"),
@@ -294,6 +298,7 @@ fn a_rank_that_never_arrives_times_out_naming_it() {
     )
     .unwrap_err();
     let m = e.to_string();
+    eprintln!("never arrives: {m}");
     assert!(
         start.elapsed() < Duration::from_secs(8),
         "{:?}",
@@ -316,6 +321,7 @@ fn no_master_times_out_naming_it() {
     )
     .unwrap_err();
     let m = e.to_string();
+    eprintln!("no master: {m}");
     assert!(
         start.elapsed() < Duration::from_secs(8),
         "{:?}",
