@@ -108,6 +108,14 @@ fn worker_collectives() {
         Tensor::arange(2 * 1024 * 1024, (Kind::Float, tch::Device::Cpu)).view([1024, 2048]) * 3.0;
     assert!(big.equal(&want));
 
+    // A bucket of a flat buffer, as the Trainer sends: a contiguous view with an offset; the
+    // rest of the buffer stays as it was. float64 too.
+    let flat = Tensor::full([10], (rank + 1) as f64, (Kind::Double, tch::Device::Cpu));
+    pg.all_reduce(&flat.narrow(0, 3, 4), ReduceOp::Sum).unwrap();
+    let r = (rank + 1) as f64;
+    let want = [r, r, r, 3.0, 3.0, 3.0, 3.0, r, r, r];
+    assert_eq!(Vec::<f64>::try_from(&flat).unwrap(), want);
+
     // Async: started, other work meanwhile, then waited.
     let a = Tensor::full([1000], (rank + 1) as f64, (Kind::Float, tch::Device::Cpu));
     let work = pg.all_reduce_start(&a, ReduceOp::Avg).unwrap();
