@@ -6,6 +6,13 @@
 //! Gloo's headers are looked for in `CVLAB_GLOO_INCLUDE` (a folder holding `gloo/`), then in
 //! `<cache>/gloo-headers/usr/include` (the cache folder of `cargo xtask setup`:
 //! `$XDG_CACHE_HOME/cvlab`, else `~/.cache/cvlab`), then in the system's include folder.
+//!
+//! With the `nccl` feature, `src/shim_nccl.cpp` (c10d's ProcessGroupNCCL) is compiled too when
+//! libtorch has `libtorch_cuda` and the CUDA / NCCL headers are found: in `CVLAB_CUDA_INCLUDE`
+//! (folders separated by `:`), the wheel's `nvidia/*/include` folders next to torch, and
+//! `<cache>/cuda-headers/nvidia/*/include` (CUDA's crt and CCCL headers, which the wheel lacks,
+//! installed by `cargo xtask setup`). The crate then has `cfg(dist_nccl)`; without them the build
+//! warns and `Backend::Nccl` reports what was missing (`DIST_NCCL_MISSING`).
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +64,53 @@ fn gloo_include() -> Result<PathBuf, String> {
         })
 }
 
+/// The include folders of the NCCL shim, or what is missing.
+fn nccl_includes(lib: &Path) -> Result<Vec<PathBuf>, String> {
+    if !lib.join("libtorch_cuda.so").exists() {
+        return Err(format!(
+            "libtorch at {} has no libtorch_cuda.so (a CPU-only libtorch)",
+            lib.display()
+        ));
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("CVLAB_CUDA_INCLUDE")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    let nvidia_roots = [
+        lib.parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("nvidia")),
+        Some(cache_root().join("cuda-headers").join("nvidia")),
+    ];
+    for root in nvidia_roots.into_iter().flatten() {
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path().join("include")))
+            .filter(|p| p.is_dir())
+            .collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    let needed = ["nccl.h", "cuda_runtime.h", "crt/host_config.h", "nv/target"];
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|h| !dirs.iter().any(|d| d.join(h).exists()))
+        .collect();
+    if missing.is_empty() {
+        Ok(dirs)
+    } else {
+        Err(format!(
+            "the NCCL shim needs {} in CVLAB_CUDA_INCLUDE or the nvidia/*/include folders (the \
+             wheel's nccl and cuda-runtime packages; crt/ and nv/ come from the nvidia-cuda-crt \
+             and nvidia-cuda-cccl packages, which `cargo xtask setup` installs into \
+             <cache>/cuda-headers)",
+            missing.join(", ")
+        ))
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=src/shim.cpp");
     println!("cargo:rerun-if-env-changed=CVLAB_GLOO_INCLUDE");
@@ -102,6 +156,42 @@ fn main() {
         .warnings(false)
         .debug(false)
         .compile("cvlab_dist_shim");
+    println!("cargo::rustc-check-cfg=cfg(dist_nccl)");
+    println!("cargo:rerun-if-changed=src/shim.h");
+    println!("cargo:rerun-if-changed=src/shim_nccl.cpp");
+    println!("cargo:rerun-if-env-changed=CVLAB_CUDA_INCLUDE");
+    if std::env::var_os("CARGO_FEATURE_NCCL").is_some() {
+        match nccl_includes(&lib) {
+            Ok(dirs) => {
+                let mut build = cc::Build::new();
+                build
+                    .cpp(true)
+                    .file("src/shim_nccl.cpp")
+                    .std("c++17")
+                    .include(&torch_include)
+                    .include(
+                        torch_include
+                            .join("torch")
+                            .join("csrc")
+                            .join("api")
+                            .join("include"),
+                    )
+                    .includes(&dirs)
+                    .define("_GLIBCXX_USE_CXX11_ABI", abi)
+                    .define("USE_C10D_NCCL", None)
+                    .define("USE_CUDA", None)
+                    .warnings(false)
+                    .debug(false)
+                    .compile("cvlab_dist_shim_nccl");
+                println!("cargo:rustc-cfg=dist_nccl");
+                println!("cargo:rustc-link-lib=torch_cuda");
+            }
+            Err(why) => {
+                println!("cargo:warning=dist: feature `nccl` without NCCL: {why}");
+                println!("cargo:rustc-env=DIST_NCCL_MISSING={why}");
+            }
+        }
+    }
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=torch_cpu");
     println!("cargo:rustc-link-lib=c10");

@@ -154,6 +154,11 @@ pub fn setup(opts: Opts) -> Result<Env> {
     let python3 = find_on_path("python3");
     let mut env = build_env(&user, &plan, venv.as_ref(), python3.as_deref());
     gloo_headers(&mut env, opts.install);
+    if plan.libtorch_from_venv {
+        if let Some(v) = &venv {
+            cuda_headers(&mut env, v, opts.install);
+        }
+    }
     if !plan.libtorch_from_venv {
         check_user_libtorch(&user);
     }
@@ -233,6 +238,7 @@ fn install_gloo_headers(dir: &Path) -> Result<()> {
     crate::util::run(
         std::process::Command::new("apt-get")
             .args(["download", GLOO_PACKAGE])
+            .stdout(crate::util::to_stderr())
             .current_dir(&tmp),
     )?;
     let deb = std::fs::read_dir(&tmp)?
@@ -256,6 +262,67 @@ fn install_gloo_headers(dir: &Path) -> Result<()> {
         .with_context(|| format!("moving the headers to {}", dir.display()))?;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
+}
+
+/// Where `setup` puts CUDA's crt and CCCL headers for the dist crate's `nccl` feature.
+pub fn cuda_headers_dir() -> PathBuf {
+    datasets_fetch::cache_root().join("cuda-headers")
+}
+
+/// The pip packages with the CUDA 13.0 headers that c10d's `ProcessGroupNCCL.hpp` includes
+/// through `cuda_runtime.h` and the wheel's `nvidia-cuda-runtime` lacks (`crt/`, `nv/target`).
+const CUDA_HEADER_PACKAGES: [&str; 2] = ["nvidia-cuda-crt==13.0.*", "nvidia-cuda-cccl==13.0.*"];
+
+/// For the dist crate's `nccl` feature (clippy's `--all-features` builds it too): when the
+/// venv's torch is a CUDA 13 wheel whose headers lack `crt/host_config.h`, installs the two
+/// header packages into `<cache>/cuda-headers` (`pip install --target`, not into the venv) and
+/// exports `CVLAB_CUDA_INCLUDE`. The user's own value wins; a failure is a warning (the
+/// feature's build then says what is missing).
+fn cuda_headers(env: &mut Env, venv: &VenvInfo, install: bool) {
+    if let Some(own) = std::env::var("CVLAB_CUDA_INCLUDE")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        env.kept.push(("CVLAB_CUDA_INCLUDE", own));
+        return;
+    }
+    let Some(nvidia) = venv.libtorch.parent().map(|p| p.join("nvidia")) else {
+        return;
+    };
+    let runtime = nvidia.join("cu13").join("include");
+    if !runtime.join("cuda_runtime.h").is_file() || runtime.join("crt/host_config.h").is_file() {
+        return;
+    }
+    let dir = cuda_headers_dir();
+    let include = dir.join("nvidia").join("cu13").join("include");
+    let ready = |i: &Path| i.join("crt/host_config.h").is_file() && i.join("nv/target").is_file();
+    if !ready(&include) && install {
+        eprintln!(
+            "xtask: CUDA's crt and CCCL headers (for the dist crate's nccl feature) into {}",
+            dir.display()
+        );
+        let mut cmd = std::process::Command::new(&venv.python);
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--upgrade",
+            "--target",
+        ])
+        .arg(&dir)
+        .args(CUDA_HEADER_PACKAGES)
+        .stdin(std::process::Stdio::null())
+        .stdout(crate::util::to_stderr());
+        if let Err(e) = crate::util::run(&mut cmd) {
+            eprintln!("xtask: warning: CUDA headers not installed: {e:#}");
+        }
+    }
+    if ready(&include) {
+        env.vars
+            .push(("CVLAB_CUDA_INCLUDE", include.display().to_string()));
+    }
 }
 
 /// Warns (only) about a user `LIBTORCH` that does not look like libtorch 2.11.

@@ -77,6 +77,22 @@ extern "C" {
     pub fn dist_work_free(w: *mut DistWork);
 }
 
+#[cfg(dist_nccl)]
+extern "C" {
+    pub fn dist_nccl_new(
+        store: *mut DistStore,
+        rank: c_int,
+        world_size: c_int,
+        timeout_ms: i64,
+        out: *mut *mut DistGroup,
+    ) -> *mut c_char;
+    pub fn dist_nccl_barrier(
+        g: *mut DistGroup,
+        device: c_int,
+        out: *mut *mut DistWork,
+    ) -> *mut c_char;
+}
+
 /// `Ok(())` for NULL, else the message (and the string freed).
 ///
 /// # Safety

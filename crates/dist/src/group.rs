@@ -16,7 +16,8 @@ use crate::rendezvous::Rendezvous;
 pub enum Backend {
     /// Gloo: CPU tensors (in libtorch_cpu).
     Gloo,
-    /// NCCL: CUDA tensors (in libtorch_cuda); not built in yet.
+    /// NCCL: CUDA tensors (in libtorch_cuda), one GPU per rank (`LOCAL_RANK`); only with the
+    /// `nccl` cargo feature and the CUDA headers at build time ([`nccl_available`]).
     Nccl,
 }
 
@@ -27,6 +28,18 @@ impl Backend {
             Backend::Gloo => "Gloo",
             Backend::Nccl => "NCCL",
         }
+    }
+}
+
+/// Whether this build has the NCCL backend: `Ok(())`, or why not.
+pub fn nccl_available() -> std::result::Result<(), &'static str> {
+    if cfg!(dist_nccl) {
+        Ok(())
+    } else {
+        Err(match option_env!("DIST_NCCL_MISSING") {
+            Some(why) => why,
+            None => "the dist crate was built without its `nccl` cargo feature",
+        })
     }
 }
 
@@ -60,6 +73,8 @@ pub struct ProcessGroup {
     world_size: usize,
     backend: Backend,
     timeout: Duration,
+    /// Where this rank's tensors live: the CPU for Gloo, CUDA device `LOCAL_RANK` for NCCL.
+    device: Device,
 }
 
 // SAFETY: c10d's process groups are thread-safe (collectives are enqueued under the backend's
@@ -93,11 +108,10 @@ impl ProcessGroup {
     /// timeout is also the backend's for every collective.
     pub fn new(rv: &Rendezvous, backend: Backend, timeout: Duration) -> Result<Self> {
         if backend == Backend::Nccl {
-            return Err(DistError::Unsupported {
+            nccl_available().map_err(|why| DistError::Unsupported {
                 backend: "NCCL",
-                why: "this build of the dist crate binds Gloo only: use Backend::Gloo with CPU \
-                      tensors",
-            });
+                why,
+            })?;
         }
         let rendezvous_error = |message: String| DistError::Rendezvous {
             addr: rv.master_addr.clone(),
@@ -150,7 +164,12 @@ impl ProcessGroup {
         let mut group = ptr::null_mut();
         // SAFETY: store is live; group is written on success.
         let err = unsafe {
-            ffi::dist_gloo_new(
+            let new_group = match backend {
+                #[cfg(dist_nccl)]
+                Backend::Nccl => ffi::dist_nccl_new,
+                _ => ffi::dist_gloo_new,
+            };
+            new_group(
                 store.0.as_ptr(),
                 to_c_int(rv.rank),
                 to_c_int(rv.world_size),
@@ -176,6 +195,10 @@ impl ProcessGroup {
             world_size: rv.world_size,
             backend,
             timeout,
+            device: match backend {
+                Backend::Gloo => Device::Cpu,
+                Backend::Nccl => Device::Cuda(rv.local_rank),
+            },
         })
     }
 
@@ -203,6 +226,11 @@ impl ProcessGroup {
         self.backend
     }
 
+    /// Where this rank's tensors must be: the CPU (Gloo) or its CUDA device (NCCL).
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
     /// The timeout of every collective.
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -226,10 +254,10 @@ impl ProcessGroup {
                 got: "an undefined one".into(),
             });
         }
-        if t.device() != Device::Cpu {
+        if t.device() != self.device {
             return Err(DistError::Tensor {
                 op,
-                expected: format!("a CPU tensor for {}", self.backend.name()),
+                expected: format!("a tensor on {:?} for {}", self.device, self.backend.name()),
                 got: format!("one on {:?}", t.device()),
             });
         }
@@ -345,7 +373,7 @@ impl ProcessGroup {
         let world = i64::try_from(self.world_size).unwrap_or(i64::MAX);
         // Gloo gathers along dim 0: flat views in, one flat buffer out, then the rank dimension.
         let input = t.view([-1]);
-        let output = Tensor::empty([world * t.numel() as i64], (t.kind(), Device::Cpu));
+        let output = Tensor::empty([world * t.numel() as i64], (t.kind(), self.device));
         let mut work = ptr::null_mut();
         // SAFETY: as in all_reduce_start.
         let err = unsafe {
@@ -366,13 +394,23 @@ impl ProcessGroup {
     pub fn barrier(&self) -> Result<()> {
         let mut work = ptr::null_mut();
         // SAFETY: group is live.
-        let err = unsafe { ffi::dist_barrier(self.group.as_ptr(), &mut work) };
+        let err = unsafe {
+            match self.device {
+                #[cfg(dist_nccl)]
+                Device::Cuda(i) => {
+                    ffi::dist_nccl_barrier(self.group.as_ptr(), to_c_int(i), &mut work)
+                }
+                _ => ffi::dist_barrier(self.group.as_ptr(), &mut work),
+            }
+        };
         self.started("barrier", err, work)?.wait()
     }
 
     /// The sum of one `f64` per rank (a logged loss, a count), through a float64 all-reduce.
     pub fn sum_scalar(&self, x: f64) -> Result<f64> {
-        let t = Tensor::from_slice(&[x]).to_kind(Kind::Double);
+        let t = Tensor::from_slice(&[x])
+            .to_kind(Kind::Double)
+            .to_device(self.device);
         self.all_reduce(&t, ReduceOp::Sum)?;
         Ok(t.double_value(&[0]))
     }

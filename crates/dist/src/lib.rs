@@ -15,7 +15,9 @@
 //!   timeout instead of hanging or aborting.
 //!
 //! Gloo runs on CPU tensors only (checked before any communication, as are contiguity and, for
-//! the average, a floating-point dtype); NCCL is not built in yet ([`Backend::Nccl`] is an error).
+//! the average, a floating-point dtype). [`Backend::Nccl`] (CUDA tensors, one GPU per rank:
+//! `LOCAL_RANK`) is there with the `nccl` cargo feature when the build finds the CUDA headers
+//! ([`nccl_available`] says why not otherwise); it has not been run on a GPU yet.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -37,5 +39,5 @@ pub mod group;
 pub mod rendezvous;
 
 pub use error::{DistError, Result};
-pub use group::{Backend, ProcessGroup, ReduceOp, Work};
+pub use group::{nccl_available, Backend, ProcessGroup, ReduceOp, Work};
 pub use rendezvous::Rendezvous;

@@ -1,55 +1,15 @@
 // C ABI over PyTorch's c10d engine: TCPStore rendezvous, ProcessGroupGloo and its collectives on
 // at::Tensor handles (tch's C_tensor is an at::Tensor*). Every call catches every C++ exception
 // and hands its message back as a malloc'ed string (NULL on success), freed by dist_free_string.
+#include "shim.h"
+
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
-#include <exception>
 #include <string>
 #include <vector>
-
-struct DistStore {
-  c10::intrusive_ptr<c10d::Store> store;
-};
-
-struct DistGroup {
-  c10::intrusive_ptr<c10d::Backend> pg;
-};
-
-struct DistWork {
-  c10::intrusive_ptr<c10d::Work> work;
-};
-
-static char *dist_message(const std::string &what) {
-  char *out = static_cast<char *>(std::malloc(what.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, what.c_str(), what.size() + 1);
-  }
-  return out;
-}
-
-// c10::Error's what() carries a C++ backtrace after the message; keep the message only.
-static char *dist_error(const c10::Error &e) {
-  return dist_message(e.msg());
-}
-
-#define DIST_TRY try {
-#define DIST_CATCH                                                              \
-  }                                                                             \
-  catch (const c10::Error &e) {                                                 \
-    return dist_error(e);                                                       \
-  }                                                                             \
-  catch (const std::exception &e) {                                             \
-    return dist_message(e.what());                                              \
-  }                                                                             \
-  catch (...) {                                                                 \
-    return dist_message("unknown C++ exception");                               \
-  }                                                                             \
-  return nullptr;
 
 extern "C" {
 

@@ -340,6 +340,9 @@ fn no_master_times_out_naming_it() {
 
 #[test]
 fn nccl_is_not_built_in_and_says_so() {
+    if dist::nccl_available().is_ok() {
+        return;
+    }
     let e = ProcessGroup::new(&rendezvous(0, 1, 1), Backend::Nccl, TIMEOUT).unwrap_err();
     assert!(
         e.to_string().contains("NCCL") && e.to_string().contains("not built in"),
@@ -360,5 +363,33 @@ fn one_rank_alone_is_a_group_too() {
         .unwrap_err()
         .to_string()
         .contains("root 1"));
+    pg.barrier().unwrap();
+}
+
+/// The NCCL path at world size 1 on a GPU (the `nccl` feature; skipped without CUDA): it still
+/// rendezvous, all-reduces (bf16 and f32) and broadcasts.
+#[test]
+fn nccl_world_of_one_on_a_gpu() {
+    if dist::nccl_available().is_err() || !tch::Cuda::is_available() {
+        eprintln!("skipped: no NCCL in this build or no GPU");
+        return;
+    }
+    let port = cvlab_util::launch::free_port().unwrap();
+    let pg = ProcessGroup::new(&rendezvous(0, 1, port), Backend::Nccl, TIMEOUT).unwrap();
+    let dev = pg.device();
+    assert_eq!(dev, tch::Device::Cuda(0));
+    let t = Tensor::from_slice(&[1.5f32, -2.0])
+        .to_device(dev)
+        .to_kind(Kind::BFloat16);
+    pg.all_reduce(&t, ReduceOp::Sum).unwrap();
+    pg.all_reduce(&t, ReduceOp::Avg).unwrap();
+    let back = Vec::<f32>::try_from(t.to_kind(Kind::Float).to_device(tch::Device::Cpu)).unwrap();
+    assert_eq!(back, vec![1.5, -2.0]);
+    let f = Tensor::from_slice(&[3.0f32]).to_device(dev);
+    pg.broadcast(&f, 0).unwrap();
+    let e = pg
+        .all_reduce(&Tensor::from_slice(&[1.0f32]), ReduceOp::Sum)
+        .unwrap_err();
+    assert!(e.to_string().contains("Cuda"), "{e}");
     pg.barrier().unwrap();
 }
