@@ -1,13 +1,20 @@
 //! `repro`: runs the workspace's claims and writes the report. Normally driven by
 //! `cargo xtask reproduce`, which sets up libtorch first.
+//!
+//! Under a launcher (`cargo xtask launch --nproc N -- repro run ...`, or `torchrun`), every
+//! training loop of the claims runs data-parallel over the N processes (Gloo on the CPU); rank 0
+//! writes the reports, the other ranks work in a scratch folder they remove at the end.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use cvlab_util::pipe::outln;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use repro::claim;
 use repro::report::{self, ClaimResult, Mode};
+use train_kit::collective::Writers;
 
 #[derive(Parser)]
 #[command(name = "repro", about = "Reproduce the papers' claims")]
@@ -80,9 +87,15 @@ fn main() -> Result<()> {
                 Mode::Quick
             };
             let device = train_kit::parse_device(&device)?;
+            let rank = join_group(device)?;
+            // Only rank 0 writes the reports.
+            let scratch = rank.filter(|&r| r > 0).map(|r| {
+                std::env::temp_dir().join(format!("repro-rank{r}-{}", std::process::id()))
+            });
+            let reports = scratch.clone().unwrap_or(reports);
             let all = repro::registry();
             let selected = claim::select(&all, &ids)?;
-            for c in selected {
+            let ran = selected.into_iter().try_for_each(|c| -> Result<()> {
                 eprintln!("== {} ({})", c.id, mode.as_str());
                 let r = claim::run_claim(c, mode, device, data_root.as_deref(), &reports, seed)
                     .with_context(|| format!("claim {} failed to run", c.id))?;
@@ -95,12 +108,44 @@ fn main() -> Result<()> {
                     r.verdict.as_str(),
                     r.wall_seconds
                 );
+                Ok(())
+            });
+            if let Some(dir) = &scratch {
+                // Removed whether the claims ran or failed; a failure is the error to report.
+                let removed = std::fs::remove_dir_all(dir);
+                ran?;
+                removed
+                    .with_context(|| format!("removing the scratch folder {}", dir.display()))?;
+                return Ok(());
             }
+            ran?;
             report::write_summary(&reports)?;
             outln(&format!("report: {}", reports.join("REPORT.md").display()))?;
         }
     }
     Ok(())
+}
+
+/// Joins the process group of a launcher's environment (`WORLD_SIZE` set) and makes it the
+/// default group every Trainer trains over; returns this process's rank, or `None` alone.
+fn join_group(device: tch::Device) -> Result<Option<usize>> {
+    let Some(rv) = dist::Rendezvous::from_env()? else {
+        return Ok(None);
+    };
+    if device != tch::Device::Cpu {
+        bail!(
+            "data parallel on {device:?}: this build has the Gloo backend (CPU tensors) only, \
+             NCCL is not built in yet; run with --device cpu"
+        );
+    }
+    // torch.distributed's default timeout: long enough for rank 0's evaluations.
+    let pg = dist::ProcessGroup::new(&rv, dist::Backend::Gloo, Duration::from_secs(1800))?;
+    let rank = pg.rank();
+    eprintln!("== rank {rank} of {} (gloo)", pg.world_size());
+    // Each rank runs the claims in a reports folder of its own (rank 0's is the real one), so
+    // every rank writes its run files and the claims' plotting code reads them on every rank.
+    train_kit::collective::set_default_group(Arc::new(pg), Writers::EveryRank)?;
+    Ok(Some(rank))
 }
 
 /// `repro list`: each claim with its source, paper value and tolerances, what it needs (the

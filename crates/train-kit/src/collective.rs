@@ -100,15 +100,27 @@ impl Collective for Solo {
     }
 }
 
-static DEFAULT_GROUP: std::sync::OnceLock<std::sync::Arc<dyn Collective>> =
+/// Which ranks of the default group write a run's files (checkpoints, `metrics.jsonl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writers {
+    /// Rank 0 only: the ranks share the run folder (one node, or a shared file system).
+    #[default]
+    RankZero,
+    /// Every rank, each in a folder of its own (the caller gives each rank a different run
+    /// folder, e.g. a scratch one for ranks above 0): code after the loop that reads the run's
+    /// files works on every rank. Resuming still reads rank 0's folder only.
+    EveryRank,
+}
+
+static DEFAULT_GROUP: std::sync::OnceLock<(std::sync::Arc<dyn Collective>, Writers)> =
     std::sync::OnceLock::new();
 
 /// Makes `group` the process's default group, the one every [`crate::Trainer`] without its own
 /// ([`crate::Trainer::with_collective`]) trains data-parallel over, as `torch.distributed`'s
-/// default group. Set once, by a binary's `main` when it was launched with `WORLD_SIZE`; a second
-/// call is refused.
-pub fn set_default_group(group: std::sync::Arc<dyn Collective>) -> Result<()> {
-    DEFAULT_GROUP.set(group).map_err(|_| {
+/// default group, with `writers` saying which ranks write the run's files. Set once, by a
+/// binary's `main` when it was launched with `WORLD_SIZE`; a second call is refused.
+pub fn set_default_group(group: std::sync::Arc<dyn Collective>, writers: Writers) -> Result<()> {
+    DEFAULT_GROUP.set((group, writers)).map_err(|_| {
         TrainError::Distributed(
             "the default process group is already set: expected one call per process".into(),
         )
@@ -117,11 +129,15 @@ pub fn set_default_group(group: std::sync::Arc<dyn Collective>) -> Result<()> {
 
 /// The default group, when one was set.
 pub fn default_group() -> Option<&'static dyn Collective> {
-    DEFAULT_GROUP.get().map(|g| g.as_ref())
+    DEFAULT_GROUP.get().map(|(g, _)| g.as_ref())
 }
 
-/// Whether this process may write (checkpoints, metrics, plots, reports): rank 0 of the
-/// default group, or a process without one.
+/// Which ranks of the default group write ([`Writers::RankZero`] when none is set).
+pub fn default_writers() -> Writers {
+    DEFAULT_GROUP.get().map_or(Writers::RankZero, |(_, w)| *w)
+}
+
+/// Whether this process is rank 0 of the default group, or has none.
 pub fn is_main_process() -> bool {
     default_group().is_none_or(|g| g.is_main())
 }

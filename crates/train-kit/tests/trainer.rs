@@ -221,6 +221,7 @@ fn bad_configs_are_typed_errors() {
 /// each rank's model drawn from its own seed so that only rank 0's broadcast makes them agree.
 /// No dropout: the ranks' steps and the one process's must see the same numbers.
 fn dp_train(
+    n: i64,
     kind: Opt,
     world: usize,
     batch: usize,
@@ -231,8 +232,8 @@ fn dp_train(
     use train_kit::collective::ThreadGroup;
     let (x, y) = {
         tch::manual_seed(1);
-        let x = Tensor::randn([64, 8], (Kind::Float, Device::Cpu));
-        let y = Tensor::randint(3, [64], (Kind::Int64, Device::Cpu));
+        let x = Tensor::randn([n, 8], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(3, [n], (Kind::Int64, Device::Cpu));
         (x, y)
     };
     let groups = ThreadGroup::new(world).unwrap();
@@ -320,8 +321,8 @@ fn data_parallel_takes_the_steps_of_one_process_with_the_ranks_batches_together(
         (Opt::Sgd, 2),
     ] {
         let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let single = dp_train(kind, 1, 8, accum, one.path(), None);
-        let ranks = dp_train(kind, 2, 4, accum, two.path(), None);
+        let single = dp_train(64, kind, 1, 8, accum, one.path(), None);
+        let ranks = dp_train(64, kind, 2, 4, accum, two.path(), None);
         let (vs1, r1) = &single[0];
         // 64 items: 8 steps of 8 per epoch in one process, 8 of 4 + 4 on two ranks.
         assert_eq!(ranks[0].1.iters, 16, "{kind:?} accum {accum}");
@@ -364,11 +365,11 @@ fn data_parallel_takes_the_steps_of_one_process_with_the_ranks_batches_together(
 fn a_data_parallel_run_stopped_and_resumed_equals_an_uninterrupted_one() {
     let _lock = test_support::rng_lock();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let straight = dp_train(Opt::AdamW, 2, 4, 2, a.path(), None);
+    let straight = dp_train(64, Opt::AdamW, 2, 4, 2, a.path(), None);
     // Stop mid-epoch 0 (after 3 optimiser steps: local micro-step 6), then finish.
-    let first = dp_train(Opt::AdamW, 2, 4, 2, b.path(), Some(6));
+    let first = dp_train(64, Opt::AdamW, 2, 4, 2, b.path(), Some(6));
     assert!(first[0].1.stopped_early);
-    let resumed = dp_train(Opt::AdamW, 2, 4, 2, b.path(), None);
+    let resumed = dp_train(64, Opt::AdamW, 2, 4, 2, b.path(), None);
     assert_eq!(
         resumed[1].1.resumed_at,
         Some(6),
@@ -378,4 +379,14 @@ fn a_data_parallel_run_stopped_and_resumed_equals_an_uninterrupted_one() {
         assert_same(&straight[r].0, &resumed[r].0);
         assert_eq!(straight[r].1.epochs, resumed[r].1.epochs);
     }
+}
+
+#[test]
+fn ranks_whose_shards_differ_by_a_batch_take_the_same_steps() {
+    let _lock = test_support::rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    // 60 items in batches of 4: 15 batches, 8 for rank 0 and 7 for rank 1; each takes 7.
+    let ranks = dp_train(60, Opt::Sgd, 2, 4, 1, dir.path(), None);
+    assert_eq!((ranks[0].1.iters, ranks[1].1.iters), (14, 14));
+    assert_same(&ranks[0].0, &ranks[1].0);
 }

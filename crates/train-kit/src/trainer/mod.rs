@@ -34,7 +34,7 @@ use serde_json::{json, Map, Value};
 use tch::{nn, Device, Tensor};
 
 use crate::checkpoint::{seed_step, Checkpoint, CheckpointMeta, LATEST};
-use crate::collective::{default_group, Collective};
+use crate::collective::{default_group, default_writers, Collective, Writers};
 use crate::error::{Result, TrainError};
 use crate::guard::check_finite;
 use crate::metrics::MetricsLog;
@@ -322,14 +322,19 @@ impl<'a> Trainer<'a> {
         R: Into<StepOutput>,
     {
         let (cfg, run) = (self.cfg, self.run);
-        let group: Option<&dyn Collective> = match self.group {
-            Some(g) => Some(g),
-            None => default_group().map(|g| g as &dyn Collective),
+        let (group, writers): (Option<&dyn Collective>, _) = match self.group {
+            Some(g) => (Some(g), Writers::RankZero),
+            None => (
+                default_group().map(|g| g as &dyn Collective),
+                default_writers(),
+            ),
         };
         let group = group.filter(|g| g.world_size() > 1);
         let mut dp = group.map(|g| dp::DataParallel::new(g, vs.device()));
         let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank() as u64, d.world()));
         let main = rank == 0;
+        // Who writes the run's files: rank 0, or every rank in a folder of its own.
+        let writes = main || writers == Writers::EveryRank;
         let batches = source.batches_per_epoch();
         let ipe = batches / world;
         if ipe == 0 {
@@ -354,8 +359,7 @@ impl<'a> Trainer<'a> {
         if let Some(dp) = &mut dp {
             (start, state) = dp.start(main.then(|| (start, state.clone())), vs, opt)?;
         }
-        // Only rank 0 writes.
-        let log = if main { run.metrics_log()? } else { None };
+        let log = if writes { run.metrics_log()? } else { None };
         let mut report = TrainReport {
             epochs: Vec::new(),
             first_epoch: start / ipe,
@@ -366,7 +370,7 @@ impl<'a> Trainer<'a> {
             stopped_early: false,
         };
         let save = |vs: &nn::VarStore, opt: &O, next: u64, state: &LoopState| -> Result<()> {
-            let (Some(dir), true) = (&run.dir, main) else {
+            let (Some(dir), true) = (&run.dir, writes) else {
                 return Ok(());
             };
             let meta = CheckpointMeta {
@@ -397,7 +401,10 @@ impl<'a> Trainer<'a> {
             let mut window_loss = 0.0;
             // A resumed epoch starts at its next batch without producing the ones before; rank r
             // of w reads the epoch's batches k * w + r.
-            let batches = source.epoch_strided(epoch, skip * world + rank, world);
+            // (A shard may hold one batch more than the others: each rank takes `ipe`.)
+            let batches = source
+                .epoch_strided(epoch, skip * world + rank, world)
+                .take(usize::try_from(ipe - skip).unwrap_or(usize::MAX));
             for (i, batch) in (skip..).zip(batches) {
                 let it = epoch * ipe + i;
                 if run.stop_reached(report.iters) {
