@@ -104,23 +104,23 @@ const fn allreduce_case(label: &'static str, args: &'static [&'static str]) -> C
 pub const CPU_CASES: &[Case] = &[
     allreduce_case(
         "Gloo allreduce (sum), 1 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
-        &["--size-mb", "1", "--iters", "50", "--warmup", "5"],
+        &["--size-mb", "1", "--iters", "200", "--warmup", "10"],
     ),
     allreduce_case(
         "Gloo allreduce (sum), 4 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
-        &["--size-mb", "4", "--iters", "30", "--warmup", "3"],
+        &["--size-mb", "4", "--iters", "100", "--warmup", "5"],
     ),
     allreduce_case(
         "Gloo allreduce (sum), 16 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
-        &["--size-mb", "16", "--iters", "20", "--warmup", "2"],
+        &["--size-mb", "16", "--iters", "60", "--warmup", "5"],
     ),
     allreduce_case(
         "Gloo allreduce (sum), 64 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
-        &["--size-mb", "64", "--iters", "10", "--warmup", "2"],
+        &["--size-mb", "64", "--iters", "20", "--warmup", "2"],
     ),
     allreduce_case(
         "Gloo allreduce (sum), 256 MB float32, 2 processes over loopback, CPU (vs torch.distributed)",
-        &["--size-mb", "256", "--iters", "5", "--warmup", "1"],
+        &["--size-mb", "256", "--iters", "8", "--warmup", "1"],
     ),
     Case {
         label: "ViT-S/16 forward, batch 8, 224, f32, CPU",
