@@ -146,8 +146,8 @@ fn no_todo_or_unimplemented_in_library_code() {
     );
 }
 
-#[test]
-fn nothing_depends_on_repro() {
+/// The workspace packages whose `[dependencies]` (any kind) name `krate`, by manifest path.
+fn dependents_of(krate: &str) -> Vec<(String, String)> {
     let out = cargo()
         .current_dir(root())
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -161,24 +161,49 @@ fn nothing_depends_on_repro() {
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
     let packages = meta["packages"].as_array().expect("a package list");
     assert!(
-        packages.iter().any(|p| p["name"] == "repro"),
-        "repro is a member"
+        packages.iter().any(|p| p["name"] == krate),
+        "{krate} is a member"
     );
-    let bad: Vec<_> = packages
+    packages
         .iter()
-        .filter(|p| p["name"] != "repro")
+        .filter(|p| p["name"] != krate)
         .filter(|p| {
             p["dependencies"]
                 .as_array()
-                .is_some_and(|deps| deps.iter().any(|d| d["name"] == "repro"))
+                .is_some_and(|deps| deps.iter().any(|d| d["name"] == krate))
         })
         .map(|p| {
             let manifest = p["manifest_path"].as_str().unwrap_or("?");
-            format!("{}: depends on repro", rel(Path::new(manifest)))
+            (
+                p["name"].as_str().unwrap_or("?").to_owned(),
+                rel(Path::new(manifest)),
+            )
         })
+        .collect()
+}
+
+#[test]
+fn nothing_depends_on_repro() {
+    let bad: Vec<_> = dependents_of("repro")
+        .into_iter()
+        .map(|(_, manifest)| format!("{manifest}: depends on repro"))
         .collect();
     report(
         "nothing depends on repro (the experiments sit on top; libraries stay reusable)",
+        &bad,
+    );
+}
+
+#[test]
+fn only_the_binaries_depend_on_dist() {
+    let bad: Vec<_> = dependents_of("dist")
+        .into_iter()
+        .filter(|(name, _)| !["repro", "benches"].contains(&name.as_str()))
+        .map(|(_, manifest)| format!("{manifest}: depends on dist"))
+        .collect();
+    report(
+        "only repro and benches depend on dist (the libraries train data-parallel through \
+         train-kit's Collective trait and link no C++ shim)",
         &bad,
     );
 }
