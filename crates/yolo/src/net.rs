@@ -262,13 +262,16 @@ pub fn conv_count(arch: Arch) -> usize {
     layers.iter().filter(|l| matches!(l, L::C(..))).count()
 }
 
-/// Leaky ReLU with darknet's slope 0.1 (tch's `leaky_relu` fixes 0.01): `prelu` with a
-/// constant weight, one kernel.
+/// Leaky ReLU with darknet's slope 0.1. tch's `leaky_relu` fixes PyTorch's default 0.01 (its C
+/// wrapper passes no slope), but `leaky_relu_backward(g, x, slope)` is `x > 0 ? g : slope * g`,
+/// so with `g = x` it is `leaky_relu(x, slope)`: one kernel forward. Its derivative in `g` is
+/// `leaky_relu_backward(grad, x, slope)`, the leaky ReLU's own backward kernel; `x` is passed
+/// detached so that autograd does not also build the zero gradient of the mask argument. Forward
+/// and backward are then exactly `torch.nn.LeakyReLU(0.1)`'s kernels (`prelu` with a constant
+/// weight, used before, also reduced a weight gradient: 2.5x slower on the CPU).
 fn leaky(x: &Tensor) -> Tensor {
-    let w = Tensor::from_slice(&[0.1f32])
-        .to_kind(x.kind())
-        .to_device(x.device());
-    x.prelu(&w)
+    // tch's receiver is the mask argument (`self`), the first argument `grad_output`.
+    x.detach().leaky_relu_backward(x, 0.1, false)
 }
 
 enum Trunk {
@@ -563,10 +566,28 @@ mod tests {
     }
 
     #[test]
-    fn leaky_slope_is_a_tenth() {
-        let x = Tensor::from_slice(&[-2.0f32, 0.0, 3.0]).view([1, 3]);
-        let y = Vec::<f32>::try_from(leaky(&x).view([-1])).unwrap();
-        assert_eq!(y, vec![-0.2, 0.0, 3.0]);
+    fn leaky_slope_is_a_tenth_in_value_and_gradient() {
+        let x = Tensor::from_slice(&[-2.0f32, -0.5, 0.0, 3.0])
+            .view([1, 4])
+            .set_requires_grad(true);
+        let y = leaky(&x);
+        assert_eq!(
+            Vec::<f32>::try_from(y.view([-1])).unwrap(),
+            vec![-0.2, -0.05, 0.0, 3.0]
+        );
+        // d/dx sum(w * leaky(x)) = w * (x > 0 ? 1 : 0.1), as torch's LeakyReLU(0.1) (0 at 0).
+        let w = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([1, 4]);
+        (&y * &w).sum(Kind::Float).backward();
+        assert_eq!(
+            Vec::<f32>::try_from(x.grad().view([-1])).unwrap(),
+            vec![0.1, 0.2, 0.3, 4.0]
+        );
+        // The prelu formulation it replaces gives the same, value and gradient.
+        let x2 = x.detach().set_requires_grad(true);
+        let p = x2.prelu(&Tensor::from_slice(&[0.1f32]));
+        assert!(p.allclose(&leaky(&x.detach()), 0.0, 0.0, false));
+        (&p * &w).sum(Kind::Float).backward();
+        assert!(x2.grad().allclose(&x.grad(), 0.0, 0.0, false));
     }
 
     #[test]
