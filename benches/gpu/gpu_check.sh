@@ -7,6 +7,9 @@
 #      (batch 256, ratio 0.75): Rust against PyTorch eager in alternating rounds, torch.compile once
 #      each, all on the same card; the OadTR training step (THUMOS'14 TSN configuration, batch 128,
 #      bf16 autocast) against the PyTorch twin of the official model, alternating the same way;
+#   2b. data parallel's gradient step at world size 1 (vit_bench --ddp: the ViT-B training step with
+#      its gradients averaged in 25 MB buckets over a one-rank NCCL group) against the plain step,
+#      and the dist crate's NCCL test at world size 1 (bf16 and f32 all-reduce, broadcast, barrier);
 #   3. where the Rust MAE step's time goes: forward / backward / optimiser, and the host's time to
 #      issue a step against the synchronised step (near 1: launch-bound, the device waits between
 #      kernels); with `nsys` on the machine, the kernel time of a few steps as well.
@@ -78,9 +81,20 @@ for l in sys.stdin:
 
 echo "== correctness" >&2
 run gpu_check "${checks[@]}" | tag '{"section":"check"}' >>"$out"
+# The NCCL path of the dist crate (a bundle's test executable built with its nccl feature).
+if [ "$device" = cuda ] && [ -x "$top/run.sh" ]; then
+    for t in "$top"/bin/gloo-*; do
+        [ -x "$t" ] || continue
+        if log=$(run "$(basename "$t")" --exact nccl_world_of_one_on_a_gpu --nocapture 2>&1); then pass=true; else pass=false; fi
+        note=$(printf '%s' "$log" | grep -E "NCCL|skipped|test result" | tail -2 | tr '\n"' '  ' | cut -c1-160)
+        echo "{\"section\":\"check\",\"check\":\"dist NCCL world of one\",\"value\":$([ $pass = true ] && echo 1 || echo 0),\"bound\":\"passes\",\"pass\":$pass,\"note\":\"$note\"}" >>"$out"
+    done
+fi
 
 # The OadTR step needs oad_bench and its twin (a bundle made before they were shipped lacks them).
-timed=(vit_infer vit_train mae)
+# vit_train_ddp: the Rust step with data parallel's gradient all-reduce at world size 1 (no twin).
+vit_train_ddp=("${vit_train[@]}" --ddp)
+timed=(vit_infer vit_train vit_train_ddp mae)
 if have oad_bench && [ -f "$scripts/oad_bench.py" ]; then
     timed+=(oad_train)
 else
@@ -98,6 +112,7 @@ for r in $(seq "$rounds"); do
             *) bin=vit_bench; twin=vit_bench.py ;;
         esac
         run "$bin" "${a[@]}" | tag "{\"section\":\"$what\"}" >>"$out"
+        [ "$what" = vit_train_ddp ] && continue
         "$py" "$scripts/$twin" "${a[@]}" | tag "{\"section\":\"$what\"}" >>"$out"
         # oad_bench.py has no --compile: the twin is eager only.
         if [ "$compile" = 1 ] && [ "$r" = 1 ] && [ "$what" != oad_train ]; then
@@ -131,7 +146,7 @@ print("|---|---|---|---|")
 timed = ("vit_infer", "vit_train", "mae", "oad_train")
 by = {}
 for r in rows:
-    if r.get("section") in timed:
+    if r.get("section") in timed + ("vit_train_ddp",):
         rate = r["images_per_s"] if "images_per_s" in r else r["batch"] / r["median_s"]
         by.setdefault((r["section"], r["impl"]), []).append(rate)
 for sec in timed:
@@ -140,6 +155,10 @@ for sec in timed:
         if (sec, impl) in by:
             v = statistics.median(by[(sec, impl)])
             print(f"| {sec} | {impl} | {v:,.1f} | {v / eager:.3f} |")
+ddp, plain = by.get(("vit_train_ddp", "rust")), by.get(("vit_train", "rust"))
+if ddp and plain:
+    d, p = statistics.median(ddp), statistics.median(plain)
+    print(f"| vit_train_ddp | rust, gradients averaged over a world of one | {d:,.1f} | {d / p:.3f} of the plain Rust step |")
 for r in rows:
     if r.get("section") == "skipped":
         print(f"| {r['what']} | skipped | {r['why']} | |")

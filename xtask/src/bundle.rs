@@ -122,11 +122,14 @@ pub fn cmd(out: &Path) -> Result<()> {
     let root = util::workspace_root()?;
     let out = util::absolute(out)?;
     let repro = build_repro(&env, &root)?;
+    // dist's NCCL backend in (its header-less build only warns): gpu_check.sh runs its test.
     let json = util::run_stdout(env.cargo(&root).args([
         "test",
         "--workspace",
         "--release",
         "--no-run",
+        "--features",
+        "dist/nccl",
         "--message-format=json-render-diagnostics",
     ]))
     .context("building the test executables")?;
@@ -155,7 +158,15 @@ pub fn cmd(out: &Path) -> Result<()> {
     }
     // The side-by-side benches: the Rust binaries, their PyTorch twins and the GPU driver scripts.
     let mut build = env.cargo(&root);
-    build.args(["build", "--release", "-p", "benches"]);
+    // NCCL for `vit_bench --ddp` on the GPU.
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "benches",
+        "--features",
+        "dist/nccl",
+    ]);
     for name in GPU_SCRIPT_BINS {
         build.args(["--bin", name]);
     }

@@ -5,11 +5,16 @@
 //! --dtype f32|bf16 --iters N --warmup W --threads T` prints one JSON line: per-iteration
 //! wall times (device synchronised) and images/s. `infer` is a no-grad forward; `train` is
 //! forward + cross-entropy + backward + AdamW step (train-kit's flat AdamW). bf16 means CUDA
-//! autocast with bfloat16, as `torch.autocast("cuda", torch.bfloat16)`.
+//! autocast with bfloat16, as `torch.autocast("cuda", torch.bfloat16)`. `--ddp` (train) adds
+//! data parallel's gradient step at world size 1: the gradients averaged in 25 MB buckets
+//! (train-kit's `GradBuckets`) over a process group of one rank (NCCL on CUDA, Gloo on the CPU)
+//! before the optimiser step, to compare with the plain step.
+
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 use vit_core::{ViTConfig, VisionTransformer};
 
 /// One side-by-side ViT timing: a no-grad forward (`infer`) or a training step (`train`).
@@ -26,6 +31,32 @@ struct Cli {
     /// ToMe: tokens merged per block (infer only; 0 = none), as the twin's `--tome`.
     #[arg(long, default_value_t = 0)]
     tome: i64,
+    /// train only: average the gradients over a process group of one rank before the optimiser
+    /// step (NCCL on CUDA, Gloo on the CPU), as data-parallel training does.
+    #[arg(long)]
+    ddp: bool,
+}
+
+/// A process group of this process alone (it still rendezvous through a TCPStore).
+fn world_of_one(device: Device) -> Result<dist::ProcessGroup> {
+    let rv = dist::Rendezvous {
+        master_addr: "127.0.0.1".into(),
+        master_port: cvlab_util::launch::free_port()?,
+        rank: 0,
+        world_size: 1,
+        local_rank: 0,
+        local_world_size: 1,
+    };
+    let backend = if device.is_cuda() {
+        dist::Backend::Nccl
+    } else {
+        dist::Backend::Gloo
+    };
+    Ok(dist::ProcessGroup::new(
+        &rv,
+        backend,
+        Duration::from_secs(300),
+    )?)
 }
 
 fn main() -> Result<()> {
@@ -33,6 +64,9 @@ fn main() -> Result<()> {
     let (mode, tome) = (cli.mode, cli.tome);
     if tome < 0 || (tome > 0 && mode != "infer") {
         anyhow::bail!("--tome: expected r >= 0 with --mode infer, got {tome} with --mode {mode}");
+    }
+    if cli.ddp && mode != "train" {
+        anyhow::bail!("--ddp: expected --mode train, got --mode {mode}");
     }
     let a = cli.step.resolve("vit_small_patch16_224", 8)?;
     tch::manual_seed(0);
@@ -51,6 +85,13 @@ fn main() -> Result<()> {
         )?)
     } else {
         None
+    };
+    let ddp = match (&opt, cli.ddp) {
+        (Some(o), true) => {
+            let params = o.params().into_iter().map(|(_, t)| t).collect();
+            Some((world_of_one(a.device)?, train_kit::GradBuckets::new(params)))
+        }
+        _ => None,
     };
     let step = || -> Result<()> {
         match opt.as_mut() {
@@ -72,6 +113,9 @@ fn main() -> Result<()> {
                 })?;
                 opt.zero_grad();
                 loss.backward();
+                if let Some((group, grads)) = &ddp {
+                    grads.all_reduce_mean(group, 0.0, a.device)?;
+                }
                 opt.step()?;
             }
         }
@@ -84,7 +128,7 @@ fn main() -> Result<()> {
         serde_json::json!({
             "impl": "rust", "model": a.model, "batch": a.batch, "mode": mode,
             "device": format!("{:?}", a.device), "bf16": a.bf16,
-            "threads": tch::get_num_threads(), "tome_r": tome, "times_s": times, "median_s": median,
+            "threads": tch::get_num_threads(), "tome_r": tome, "ddp": cli.ddp, "times_s": times, "median_s": median,
             "images_per_s": a.batch as f64 / median,
         })
     );

@@ -49,6 +49,6 @@ pub use plot::{line_plot, loss_curve_png, register_fonts, training_curves_png, S
 pub use progress::{plain_progress_line, progress_bar, Progress};
 pub use schedule::{scaled_lr, Schedule};
 pub use trainer::{
-    no_eval, DataSource, EpochRecord, EvalMetrics, RunOptions, Seeding, StepInfo, StepOutput,
-    TrainReport, Trainer, TrainerConfig,
+    no_eval, DataSource, EpochRecord, EvalMetrics, GradBuckets, RunOptions, Seeding, StepInfo,
+    StepOutput, TrainReport, Trainer, TrainerConfig,
 };

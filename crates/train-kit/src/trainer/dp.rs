@@ -44,7 +44,7 @@ pub(super) struct StartHeader {
 pub(super) struct DataParallel<'a> {
     group: &'a dyn Collective,
     device: Device,
-    buckets: Vec<Bucket>,
+    grads: GradBuckets,
 }
 
 struct Bucket {
@@ -85,7 +85,7 @@ impl<'a> DataParallel<'a> {
         DataParallel {
             group,
             device,
-            buckets: Vec::new(),
+            grads: GradBuckets::default(),
         }
     }
 
@@ -175,7 +175,7 @@ impl<'a> DataParallel<'a> {
                 opt.load_state_tensors(&received)?;
             }
         }
-        self.buckets = layout(opt.params().into_iter().map(|(_, t)| t).collect());
+        self.grads = GradBuckets::new(opt.params().into_iter().map(|(_, t)| t).collect());
         Ok((header.start, header.state))
     }
 
@@ -193,24 +193,8 @@ impl<'a> DataParallel<'a> {
     /// Averages the gradients over the ranks (see the module docs) and returns the mean over
     /// the ranks of `window_loss` (this rank's sum of its window's micro-batch losses).
     pub fn reduce_gradients(&self, window_loss: f64) -> Result<f64> {
-        let world = self.world() as f64;
-        let mut started: Vec<(&Bucket, Tensor, Pending)> = Vec::with_capacity(self.buckets.len());
-        {
-            let _guard = tch::no_grad_guard();
-            for b in &self.buckets {
-                let flat = b.pack()?;
-                let pending = self.group.all_reduce_sum_start(&flat)?;
-                started.push((b, flat, pending));
-            }
-        }
-        let loss = Tensor::from_slice(&[window_loss]).f_to_device(self.device)?;
-        let loss_pending = self.group.all_reduce_sum_start(&loss)?;
-        for (b, flat, pending) in started {
-            pending.wait()?;
-            b.unpack(&flat, world)?;
-        }
-        loss_pending.wait()?;
-        Ok(loss.f_double_value(&[0])? / world)
+        self.grads
+            .all_reduce_mean(self.group, window_loss, self.device)
     }
 
     /// The mean over the ranks of each value (a metrics line's loss and parts).
@@ -238,8 +222,81 @@ impl<'a> DataParallel<'a> {
     }
 }
 
-/// Buckets of at most [`BUCKET_BYTES`] per (dtype, device), the parameters in reverse order
-/// (the order backward produces their gradients, as DDP lays them out).
+/// The gradients of a set of parameters laid out in buckets of at most [`BUCKET_BYTES`] per
+/// (dtype, device), the parameters in reverse order (the order backward produces their
+/// gradients, as DDP lays them out), and averaged over a group's ranks: the gradient step of
+/// data-parallel training, for loops of one's own (the [`crate::Trainer`] uses it).
+#[derive(Default)]
+pub struct GradBuckets {
+    buckets: Vec<Bucket>,
+}
+
+impl std::fmt::Debug for GradBuckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GradBuckets")
+            .field("buckets", &self.buckets.len())
+            .field(
+                "elements",
+                &self
+                    .buckets
+                    .iter()
+                    .map(|b| b.numels.iter().sum::<i64>())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl GradBuckets {
+    /// The buckets of `params` (shallow clones of the optimised variables; their `.grad` is
+    /// read at each [`GradBuckets::all_reduce_mean`]).
+    pub fn new(params: Vec<Tensor>) -> Self {
+        GradBuckets {
+            buckets: layout(params),
+        }
+    }
+
+    /// Buckets laid out.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether there is no parameter.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// Replaces every gradient by its mean over `group`'s ranks: each bucket's all-reduce is
+    /// started as soon as it is packed, then all are waited for and unpacked. A gradient this
+    /// rank lacks gets the others' mean; one no rank has stays undefined. `extra` (e.g. this
+    /// rank's loss) travels along in float64 on `device`; its mean over the ranks is returned.
+    pub fn all_reduce_mean(
+        &self,
+        group: &dyn Collective,
+        extra: f64,
+        device: Device,
+    ) -> Result<f64> {
+        let world = group.world_size() as f64;
+        let mut started: Vec<(&Bucket, Tensor, Pending)> = Vec::with_capacity(self.buckets.len());
+        {
+            let _guard = tch::no_grad_guard();
+            for b in &self.buckets {
+                let flat = b.pack()?;
+                let pending = group.all_reduce_sum_start(&flat)?;
+                started.push((b, flat, pending));
+            }
+        }
+        let value = Tensor::from_slice(&[extra]).f_to_device(device)?;
+        let value_pending = group.all_reduce_sum_start(&value)?;
+        for (b, flat, pending) in started {
+            pending.wait()?;
+            b.unpack(&flat, world)?;
+        }
+        value_pending.wait()?;
+        Ok(value.f_double_value(&[0])? / world)
+    }
+}
+
 fn layout(params: Vec<Tensor>) -> Vec<Bucket> {
     let mut buckets: Vec<Bucket> = Vec::new();
     for p in params.into_iter().rev() {
@@ -345,7 +402,7 @@ mod tests {
                         (&p * 2.0).sum(Kind::Float).backward();
                     }
                     let mut dp = DataParallel::new(&g, Device::Cpu);
-                    dp.buckets = layout(vec![p.shallow_clone(), q.shallow_clone()]);
+                    dp.grads = GradBuckets::new(vec![p.shallow_clone(), q.shallow_clone()]);
                     let loss = dp.reduce_gradients(g.rank() as f64).unwrap();
                     assert_eq!(loss, 0.5);
                     assert_eq!(Vec::<f32>::try_from(p.grad()).unwrap(), vec![1.0; 3]);

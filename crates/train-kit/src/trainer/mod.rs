@@ -23,7 +23,7 @@
 mod dp;
 mod source;
 
-pub use dp::BUCKET_BYTES;
+pub use dp::{GradBuckets, BUCKET_BYTES};
 pub use source::DataSource;
 
 use std::path::{Path, PathBuf};
