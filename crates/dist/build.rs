@@ -115,6 +115,27 @@ fn nccl_includes(lib: &Path) -> Result<Vec<PathBuf>, String> {
     }
 }
 
+/// A C++17 build of `file` against libtorch's headers with the wheel's ABI.
+fn torch_cpp(file: &str, torch_include: &Path, abi: &str) -> cc::Build {
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file(file)
+        .std("c++17")
+        .include(torch_include)
+        .include(
+            torch_include
+                .join("torch")
+                .join("csrc")
+                .join("api")
+                .join("include"),
+        )
+        .define("_GLIBCXX_USE_CXX11_ABI", abi)
+        .warnings(false)
+        .debug(false);
+    build
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=src/shim.cpp");
     println!("cargo:rerun-if-env-changed=CVLAB_GLOO_INCLUDE");
@@ -143,25 +164,11 @@ fn main() {
         Ok("0") => "0",
         _ => "1",
     };
-    let mut shim = cc::Build::new();
-    shim.cpp(true)
-        .file("src/shim.cpp")
-        .std("c++17")
-        .include(&torch_include)
-        .include(
-            torch_include
-                .join("torch")
-                .join("csrc")
-                .join("api")
-                .join("include"),
-        )
-        .include(&gloo)
-        .define("_GLIBCXX_USE_CXX11_ABI", abi)
+    let mut shim = torch_cpp("src/shim.cpp", &torch_include, abi);
+    shim.include(&gloo)
         .define("USE_C10D_GLOO", None)
         .flag_if_supported("-Wno-unused-parameter")
-        .flag_if_supported("-Wno-deprecated-declarations")
-        .warnings(false)
-        .debug(false);
+        .flag_if_supported("-Wno-deprecated-declarations");
     if !lint_only {
         shim.compile("cvlab_dist_shim");
     }
@@ -172,25 +179,11 @@ fn main() {
     if std::env::var_os("CARGO_FEATURE_NCCL").is_some() {
         match nccl_includes(&lib) {
             Ok(dirs) => {
-                let mut build = cc::Build::new();
+                let mut build = torch_cpp("src/shim_nccl.cpp", &torch_include, abi);
                 build
-                    .cpp(true)
-                    .file("src/shim_nccl.cpp")
-                    .std("c++17")
-                    .include(&torch_include)
-                    .include(
-                        torch_include
-                            .join("torch")
-                            .join("csrc")
-                            .join("api")
-                            .join("include"),
-                    )
                     .includes(&dirs)
-                    .define("_GLIBCXX_USE_CXX11_ABI", abi)
                     .define("USE_C10D_NCCL", None)
-                    .define("USE_CUDA", None)
-                    .warnings(false)
-                    .debug(false);
+                    .define("USE_CUDA", None);
                 if !lint_only {
                     build.compile("cvlab_dist_shim_nccl");
                 }

@@ -4,8 +4,8 @@
 //!
 //! The workspace's implementation is the `dist` crate (PyTorch's c10d engine: `TCPStore`
 //! rendezvous, Gloo for CPU tensors, NCCL for CUDA ones). The trait lives here so that train-kit
-//! links no C++ shim and the model crates change not at all. [`Solo`] is the one-process
-//! collective (rank 0 of 1, every operation a no-op), for code that takes one either way.
+//! links no C++ shim and the model crates change not at all. [`ThreadGroup`] runs ranks as
+//! threads of one process, without a backend.
 
 use crate::error::{Result, TrainError};
 use tch::Tensor;
@@ -68,38 +68,6 @@ pub trait Collective: std::fmt::Debug + Send + Sync {
     }
 }
 
-/// One process alone: rank 0 of 1. Every collective is a no-op (the sum over one rank is the
-/// tensor itself).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Solo;
-
-impl Collective for Solo {
-    fn rank(&self) -> usize {
-        0
-    }
-
-    fn world_size(&self) -> usize {
-        1
-    }
-
-    fn all_reduce_sum_start(&self, _t: &Tensor) -> Result<Pending> {
-        Ok(Pending::done())
-    }
-
-    fn broadcast(&self, _t: &Tensor, root: usize) -> Result<()> {
-        if root != 0 {
-            return Err(TrainError::Distributed(format!(
-                "broadcast from rank {root}: expected a rank below the world size 1"
-            )));
-        }
-        Ok(())
-    }
-
-    fn barrier(&self) -> Result<()> {
-        Ok(())
-    }
-}
-
 /// Which ranks of the default group write a run's files (checkpoints, `metrics.jsonl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Writers {
@@ -135,11 +103,6 @@ pub fn default_group() -> Option<&'static dyn Collective> {
 /// Which ranks of the default group write ([`Writers::RankZero`] when none is set).
 pub fn default_writers() -> Writers {
     DEFAULT_GROUP.get().map_or(Writers::RankZero, |(_, w)| *w)
-}
-
-/// Whether this process is rank 0 of the default group, or has none.
-pub fn is_main_process() -> bool {
-    default_group().is_none_or(|g| g.is_main())
 }
 
 /// `world` ranks as threads of one process (shared memory, `std::sync::Barrier`): data-parallel

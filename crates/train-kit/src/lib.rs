@@ -35,7 +35,7 @@ pub mod trainer;
 
 pub use amp::autocast_bf16;
 pub use checkpoint::{seed_step, Checkpoint, CheckpointMeta};
-pub use collective::{Collective, Pending, Solo};
+pub use collective::{Collective, Pending};
 pub use device::{device_description, device_name, parse_device};
 pub use error::{Result, TrainError};
 pub use grad::{clip_grad_norm, try_clip_grad_norm, GradAccumulator, GradSource};

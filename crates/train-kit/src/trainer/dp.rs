@@ -52,6 +52,8 @@ struct Bucket {
     numels: Vec<i64>,
     kind: Kind,
     device: Device,
+    /// The flags of a step where this rank has every gradient (the usual case), made once.
+    all_defined: Option<Tensor>,
 }
 
 fn dist_err(what: &str, e: impl std::fmt::Display) -> TrainError {
@@ -319,8 +321,12 @@ fn layout(params: Vec<Tensor>) -> Vec<Bucket> {
                 params: vec![p],
                 kind,
                 device,
+                all_defined: None,
             }),
         }
+    }
+    for b in &mut buckets {
+        b.all_defined = Tensor::f_ones([b.params.len() as i64], (b.kind, b.device)).ok();
     }
     buckets
 }
@@ -340,11 +346,14 @@ impl Bucket {
                 flags.push(0f32);
             }
         }
-        parts.push(
-            Tensor::from_slice(&flags)
+        // A host-to-device copy of the flags only on a step where this rank lacks a gradient.
+        let flags = match &self.all_defined {
+            Some(ones) if flags.iter().all(|&f| f == 1.0) => ones.shallow_clone(),
+            _ => Tensor::from_slice(&flags)
                 .f_to_kind(self.kind)?
                 .f_to_device(self.device)?,
-        );
+        };
+        parts.push(flags);
         Ok(Tensor::f_cat(&parts, 0)?)
     }
 
@@ -352,20 +361,22 @@ impl Bucket {
     fn unpack(&self, flat: &Tensor, world: f64) -> Result<()> {
         let mut sizes = self.numels.clone();
         sizes.push(self.params.len() as i64);
-        let pieces = flat.f_split_with_sizes(&sizes, 0)?;
         let mut undefined = Vec::new();
-        {
+        let pieces = {
             let _guard = tch::no_grad_guard();
+            // One kernel for the mean of the whole bucket (the flags stay > 0 where a rank had one).
+            let _ = flat.shallow_clone().f_div_scalar_(world)?;
+            let pieces = flat.f_split_with_sizes(&sizes, 0)?;
             for (i, (p, piece)) in self.params.iter().zip(&pieces).enumerate() {
                 let mut g = p.grad();
                 if g.defined() {
-                    let mean = piece.f_div_scalar(world)?;
-                    g.f_copy_(&mean.f_view_as(&g)?)?;
+                    g.f_copy_(&piece.f_view_as(&g)?)?;
                 } else {
                     undefined.push(i);
                 }
             }
-        }
+            pieces
+        };
         if undefined.is_empty() {
             return Ok(());
         }
@@ -375,7 +386,7 @@ impl Bucket {
         for i in undefined {
             if flags.f_double_value(&[i as i64])? > 0.0 {
                 let p = &self.params[i];
-                let mean = pieces[i].f_div_scalar(world)?.f_view_as(p)?.f_detach()?;
+                let mean = pieces[i].f_view_as(p)?.f_detach()?;
                 // backward of sum(p * g) leaves exactly g in p.grad.
                 tch::with_grad(|| p.f_mul(&mean)?.f_sum(p.kind())?.f_backward())?;
             }
