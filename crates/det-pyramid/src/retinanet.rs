@@ -317,12 +317,16 @@ impl RetinaNet {
             let ms = m.size();
             sizes.push((ms[2], ms[3]));
             let mut c = m.shallow_clone();
+            // ReLU in place, as torchvision's Conv2dNormActivation: the conv's fresh output
+            // is needed by no backward.
             for conv in &self.cls_convs {
-                c = conv.forward(&c).relu();
+                c = conv.forward(&c);
+                let _ = c.relu_();
             }
             let mut r = m.shallow_clone();
             for conv in &self.box_convs {
-                r = conv.forward(&r).relu();
+                r = conv.forward(&r);
+                let _ = r.relu_();
             }
             let k = self.cfg.num_classes;
             // [B, A*K, H, W] -> [B, H, W, A, K] -> [B, HWA, K], torchvision's order.

@@ -140,7 +140,10 @@ impl Head {
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.out.forward(&self.conv.forward(x).relu())
+        // ReLU in place, as the official head's ReLU(inplace=True).
+        let mut h = self.conv.forward(x);
+        let _ = h.relu_();
+        self.out.forward(&h)
     }
 }
 
@@ -248,7 +251,8 @@ impl CenterNet {
         }
         let mut x = self.trunk.forward_t(&self.normalize(images), train)?.c5;
         for (d, bn) in &self.deconv {
-            x = bn.forward_t(&d.forward(&x), train).relu();
+            x = bn.forward_t(&d.forward(&x), train);
+            let _ = x.relu_();
         }
         Ok(CenterNetOutput {
             hm: self.hm.forward(&x),

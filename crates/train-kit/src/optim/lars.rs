@@ -10,7 +10,7 @@
 //! ```
 
 use super::state::{check_state, read_count};
-use super::{resolve_groups, GradHolder, GroupSpec, Optimizer, ParamGroup};
+use super::{factor, resolve_groups, GradHolder, GroupSpec, Optimizer, ParamGroup};
 use crate::error::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -119,7 +119,7 @@ impl Optimizer for Lars {
             }
             let p = &s.var;
             let dp = if p.dim() > 1 {
-                let dp = g.f_add(&p.f_mul_scalar(s.spec.weight_decay)?)?;
+                let dp = g.f_addcmul(p, &factor(p, s.spec.weight_decay)?)?;
                 let (pn, un) = (p.f_norm()?, dp.f_norm()?);
                 let one = pn.f_ones_like()?;
                 // where(|p| > 0, where(|u| > 0, trust |p| / |u|, 1), 1)
@@ -134,7 +134,7 @@ impl Optimizer for Lars {
             };
             let _ = s.mu.f_mul_scalar_(self.cfg.momentum)?.f_add_(&dp)?;
             let lr = self.lr * s.spec.lr_scale;
-            let _ = s.var.f_add_(&s.mu.f_mul_scalar(-lr)?)?;
+            let _ = s.var.f_addcmul_(&s.mu, &factor(&s.var, -lr)?)?;
         }
         Ok(())
     }

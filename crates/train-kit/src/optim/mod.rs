@@ -252,6 +252,17 @@ pub(crate) struct Hyper {
 /// are scratch tensors of that shape; `tmp` may be `g` itself (g is dead by then), `sq` must
 /// not alias anything else. 7 kernels (8 with weight decay), the same sequence for the flat
 /// buffers and for the per-parameter reference.
+/// `x` as a 0-dim tensor of `like`'s kind on its device (a fill there, no host copy): the
+/// factor of `a.addcmul_(b, factor)`, which is torch's one-pass `a.add_(b, alpha=x)` (tch binds
+/// no `alpha`) with the same product and sum as a multiply then an add, and no temporary.
+pub(crate) fn factor(like: &Tensor, x: f64) -> Result<Tensor> {
+    Ok(Tensor::f_full(
+        &[] as &[i64],
+        x,
+        (like.kind(), like.device()),
+    )?)
+}
+
 pub(crate) fn adamw_update(
     p: &mut Tensor,
     m: &mut Tensor,

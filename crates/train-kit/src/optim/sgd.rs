@@ -15,7 +15,7 @@
 //! a gradient, as torch does.
 
 use super::state::{check_state, read_count};
-use super::{resolve_groups, GradHolder, GroupSpec, Optimizer, ParamGroup};
+use super::{factor, resolve_groups, GradHolder, GroupSpec, Optimizer, ParamGroup};
 use crate::error::{Result, TrainError};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -138,8 +138,12 @@ impl Optimizer for Sgd {
             }
             s.steps += 1;
             let wd = s.spec.weight_decay;
+            // torch's `grad.add(param, alpha=wd)` and `param.add_(d_p, alpha=-lr)` are one
+            // pass each; tch binds no `alpha`, so both are `addcmul` with a 0-dim factor (the
+            // same products and sums as a multiply then an add, without the temporary: for
+            // Fast YOLO's 211 M parameters each temporary is 845 MB).
             let mut d_p = if wd != 0.0 {
-                g.f_add(&s.var.f_mul_scalar(wd)?)?
+                g.f_addcmul(&s.var, &factor(&s.var, wd)?)?
             } else {
                 g
             };
@@ -151,20 +155,20 @@ impl Optimizer for Sgd {
                         if c.dampening == 0.0 {
                             let _ = b.f_add_(&d_p)?;
                         } else {
-                            let _ = b.f_add_(&d_p.f_mul_scalar(1.0 - c.dampening)?)?;
+                            let _ = b.f_addcmul_(&d_p, &factor(&d_p, 1.0 - c.dampening)?)?;
                         }
                         b
                     }
                 };
                 d_p = if c.nesterov {
-                    d_p.f_add(&buf.f_mul_scalar(c.momentum)?)?
+                    d_p.f_addcmul(&buf, &factor(&buf, c.momentum)?)?
                 } else {
                     buf.shallow_clone()
                 };
                 s.buf = Some(buf);
             }
             let lr = self.lr * s.spec.lr_scale;
-            let _ = s.var.f_add_(&d_p.f_mul_scalar(-lr)?)?;
+            let _ = s.var.f_addcmul_(&d_p, &factor(&s.var, -lr)?)?;
         }
         Ok(())
     }
