@@ -254,7 +254,8 @@ pub(crate) struct Hyper {
 /// buffers and for the per-parameter reference.
 /// `x` as a 0-dim tensor of `like`'s kind on its device (a fill there, no host copy): the
 /// factor of `a.addcmul_(b, factor)`, which is torch's one-pass `a.add_(b, alpha=x)` (tch binds
-/// no `alpha`) with the same product and sum as a multiply then an add, and no temporary.
+/// no `alpha`): equal to it bit for bit (on a million random float32 and float64 values, where
+/// a multiply then an add is not), with no temporary.
 pub(crate) fn factor(like: &Tensor, x: f64) -> Result<Tensor> {
     Ok(Tensor::f_full(
         &[] as &[i64],

@@ -139,9 +139,9 @@ impl Optimizer for Sgd {
             s.steps += 1;
             let wd = s.spec.weight_decay;
             // torch's `grad.add(param, alpha=wd)` and `param.add_(d_p, alpha=-lr)` are one
-            // pass each; tch binds no `alpha`, so both are `addcmul` with a 0-dim factor (the
-            // same products and sums as a multiply then an add, without the temporary: for
-            // Fast YOLO's 211 M parameters each temporary is 845 MB).
+            // pass each; tch binds no `alpha`, so both are `addcmul` with a 0-dim factor, equal
+            // to them bit for bit and without the temporaries of a multiply then an add (for
+            // Fast YOLO's 211 M parameters each is 845 MB).
             let mut d_p = if wd != 0.0 {
                 g.f_addcmul(&s.var, &factor(&s.var, wd)?)?
             } else {
