@@ -24,18 +24,22 @@ pub fn rewrite_paths(manifest: &str, root: &Path) -> String {
     manifest.replace("path = \"../../", &format!("path = \"{root}/"))
 }
 
-/// The `[profile.release]` settings of the workspace manifest as `--config` arguments
-/// (`profile.release.debug="line-tables-only"`): a project outside the workspace gets none of
-/// them, and any difference would rebuild every dependency.
+/// The settings of the workspace manifest's `[profile.release]` and its sub-tables
+/// (`[profile.release.package."*"]`, `build-override`) as `--config` arguments
+/// (`profile.release.debug="line-tables-only"`, `profile.release.package."*".debug=false`): a
+/// project outside the workspace gets none of them, and any difference would rebuild every
+/// dependency, torch-sys's C++ wrapper with it.
 pub fn release_profile(manifest: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut inside = false;
+    let mut table: Option<&str> = None;
     for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            inside = line == "[profile.release]";
-        } else if inside && !line.is_empty() && !line.starts_with('#') {
+        if let Some(header) = line.strip_prefix('[') {
+            let name = header.trim_end_matches(']').trim();
+            table =
+                (name == "profile.release" || name.starts_with("profile.release.")).then_some(name);
+        } else if let Some(t) = table.filter(|_| !line.is_empty() && !line.starts_with('#')) {
             if let Some((k, v)) = line.split_once('=') {
-                out.push(format!("profile.release.{}={}", k.trim(), v.trim()));
+                out.push(format!("{t}.{}={}", k.trim(), v.trim()));
             }
         }
     }
@@ -158,10 +162,14 @@ mod tests {
 
     #[test]
     fn the_release_profile_becomes_config_arguments() {
-        let m = "[workspace]\nresolver = \"2\"\n\n[profile.release]\n# why\ndebug = \"line-tables-only\"\n\n[profile.bench]\nlto = true\n";
+        let m = "[workspace]\nresolver = \"2\"\n\n[profile.release]\n# why\ndebug = \"line-tables-only\"\n\n[profile.bench]\nlto = true\n\n[profile.release.package.\"*\"]\ndebug = false\n\n[profile.release.build-override]\nopt-level = 0\n";
         assert_eq!(
             release_profile(m),
-            ["profile.release.debug=\"line-tables-only\""]
+            [
+                "profile.release.debug=\"line-tables-only\"",
+                "profile.release.package.\"*\".debug=false",
+                "profile.release.build-override.opt-level=0"
+            ]
         );
     }
 
