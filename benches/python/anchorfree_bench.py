@@ -13,6 +13,7 @@ for each image, collated into batch tensors as the default DataLoader collate do
 import argparse
 import json
 import math
+import time
 
 import numpy as np
 import torch
@@ -205,6 +206,8 @@ def main():
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int)
+    p.add_argument("--phases", action="store_true",
+                   help="train: also time forward / loss / backward / optimiser, each synchronised")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -246,21 +249,40 @@ def main():
             mask_t = torch.tensor(np.stack([v[4] for v in t]), device=dev)
             opt = torch.optim.Adam(model.parameters(), lr=5e-4, fused=(a.device == "cuda"))
 
+            def mark(i, t):
+                if a.phases and timed[0]:
+                    sync()
+                    now = time.perf_counter()
+                    phases[names[i]].append(now - t)
+                    return now
+                return t
+
             def step():
+                t = time.perf_counter()
                 with autocast():
                     hm, wh, reg = model(x)
+                t = mark(0, t)
                 loss = (_neg_loss(_sigmoid(hm.float()), hm_t) + 0.1 * reg_l1(wh.float(), mask_t, ind_t, wh_t)
                         + reg_l1(reg.float(), mask_t, ind_t, reg_t))
+                t = mark(1, t)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                t = mark(2, t)
                 opt.step()
-    times = time_steps(step, a.warmup, a.iters, sync)
+                mark(3, t)
+    names = ["forward", "loss", "backward", "optimizer"]
+    phases = {k: [] for k in names}
+    timed = [False]  # warm-up steps are not recorded, as the Rust half
+    time_steps(step, a.warmup, 0, sync)
+    timed[0] = True
+    times = time_steps(step, 0, a.iters, sync)
     med = median(times)
     print(json.dumps({
         "impl": "pytorch", "reference": "msra_resnet layout, official numpy targets, torch " + torch.__version__,
         "model": a.model, "batch": a.batch, "mode": a.mode, "size": a.size, "width": a.width,
         "classes": a.classes, "device": a.device, "bf16": bf16, "threads": torch.get_num_threads(),
         "times_s": times, "median_s": med, "images_per_s": a.batch / med,
+        **({"phases_s": {k: median(v) for k, v in phases.items()}} if a.phases and a.mode == "train" else {}),
     }))
 
 

@@ -208,6 +208,17 @@ pub fn parse_bf16(s: &str) -> anyhow::Result<bool> {
 /// the workspace's one median, `cvlab_util`'s.
 pub use cvlab_util::median;
 
+/// The medians of per-phase timings (`phases[i]` holds phase `names[i]`'s seconds, one per
+/// timed step) as the `phases_s` object of a bench's JSON line, as the Python twins print it.
+pub fn phase_medians(names: &[&str], phases: &[Vec<f64>]) -> serde_json::Value {
+    names
+        .iter()
+        .zip(phases)
+        .map(|(n, v)| (n.to_string(), median(v).into()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 /// Runs `step` `warmup` times untimed, then `iters` times, each timed by the wall clock with the
 /// device synchronised after it (the Python twins time the same way). Returns the seconds.
 pub fn time_steps(

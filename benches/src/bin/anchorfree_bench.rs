@@ -8,10 +8,13 @@
 //! boxes per image, backward, Adam lr 5e-4 as the official recipe; BatchNorm in training mode).
 //! `infer`: a no-grad forward + sigmoid + 3x3 peaks + top-100 decode. `targets`: the stride-4
 //! targets (heatmap, size, offset, index, mask; 128 slots) of the batch's boxes, on the CPU.
+//! `--phases` (train) adds the medians of forward, loss, backward and optimiser step, each
+//! synchronised, beside the twin's same split.
 
 use anyhow::{bail, Result};
 use clap::Parser;
 use det_anchorfree::centernet::{CenterNet, CenterNetConfig, CenterNetTargets};
+use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 /// One side-by-side CenterNet timing.
@@ -36,6 +39,10 @@ struct Cli {
     /// Heatmap classes (80 = COCO).
     #[arg(long, default_value_t = 80)]
     classes: i64,
+    /// train: also the medians of forward, loss, backward and optimiser step, each
+    /// synchronised (`phases_s`), to see where the two halves differ.
+    #[arg(long)]
+    phases: bool,
 }
 
 /// 20 boxes per image, as fractions of the side: a fixed spread of sizes and places.
@@ -70,6 +77,7 @@ fn main() -> Result<()> {
         .view([1, 20])
         .repeat([a.batch, 1]);
     let tcfg = cfg.targets();
+    let mut phases: [Vec<f64>; 4] = Default::default();
     let times = if cli.mode == "targets" {
         let (bc, cc) = (b.to_device(Device::Cpu), classes.to_device(Device::Cpu));
         benches::time_steps(Device::Cpu, a.warmup, a.iters, || -> Result<()> {
@@ -89,7 +97,7 @@ fn main() -> Result<()> {
                 Ok(())
             })?
         } else {
-            let t =
+            let t_targets =
                 CenterNetTargets::from_padded(&b, &classes, (cli.size, cli.size), &tcfg, a.device)?;
             let mut opt = train_kit::AdamW::with_single_group(
                 &vs,
@@ -99,33 +107,50 @@ fn main() -> Result<()> {
                     ..Default::default()
                 },
             )?;
-            benches::time_steps(a.device, a.warmup, a.iters, || -> Result<()> {
-                let l = train_kit::autocast_bf16(a.bf16, || -> Result<_> {
-                    let o = model.forward_t(&x, true)?;
-                    let o = det_anchorfree::centernet::CenterNetOutput {
-                        hm: o.hm.to_kind(Kind::Float),
-                        wh: o.wh.to_kind(Kind::Float),
-                        reg: o.reg.to_kind(Kind::Float),
-                    };
-                    Ok(model.loss(&o, &t)?)
-                })?;
+            let timed = std::cell::Cell::new(false); // warm-up steps are not recorded
+            let mut step = || -> Result<()> {
+                let mut mark = |i: usize, t: &mut Instant| {
+                    if cli.phases && timed.get() {
+                        benches::sync(a.device);
+                        phases[i].push(t.elapsed().as_secs_f64());
+                        *t = Instant::now();
+                    }
+                };
+                let mut t = Instant::now();
+                // The forward under autocast, the loss in float32 outside it, as the twin.
+                let o = train_kit::autocast_bf16(a.bf16, || model.forward_t(&x, true))?;
+                mark(0, &mut t);
+                let o = det_anchorfree::centernet::CenterNetOutput {
+                    hm: o.hm.to_kind(Kind::Float),
+                    wh: o.wh.to_kind(Kind::Float),
+                    reg: o.reg.to_kind(Kind::Float),
+                };
+                let l = model.loss(&o, &t_targets)?;
+                mark(1, &mut t);
                 opt.zero_grad();
                 l.total.backward();
+                mark(2, &mut t);
                 opt.step()?;
+                mark(3, &mut t);
                 Ok(())
-            })?
+            };
+            benches::time_steps(a.device, a.warmup, 0, &mut step)?;
+            timed.set(true);
+            benches::time_steps(a.device, 0, a.iters, &mut step)?
         }
     };
     let median = benches::median(&times);
-    println!(
-        "{}",
-        serde_json::json!({
-            "impl": "rust", "model": a.model, "batch": a.batch, "mode": cli.mode,
-            "size": cli.size, "width": cli.width, "classes": cli.classes,
-            "device": format!("{:?}", a.device), "bf16": a.bf16,
-            "threads": tch::get_num_threads(), "times_s": times, "median_s": median,
-            "images_per_s": a.batch as f64 / median,
-        })
-    );
+    let mut line = serde_json::json!({
+        "impl": "rust", "model": a.model, "batch": a.batch, "mode": cli.mode,
+        "size": cli.size, "width": cli.width, "classes": cli.classes,
+        "device": format!("{:?}", a.device), "bf16": a.bf16,
+        "threads": tch::get_num_threads(), "times_s": times, "median_s": median,
+        "images_per_s": a.batch as f64 / median,
+    });
+    if cli.phases && cli.mode == "train" {
+        line["phases_s"] =
+            benches::phase_medians(&["forward", "loss", "backward", "optimizer"], &phases);
+    }
+    println!("{line}");
     Ok(())
 }

@@ -87,15 +87,8 @@ fn main() -> Result<()> {
     } else {
         None
     };
-    let phases_s = phases_on.then(|| {
-        let names = ["forward", "backward", "optimizer"];
-        let map: serde_json::Map<String, serde_json::Value> = names
-            .iter()
-            .zip(&phases)
-            .map(|(n, v)| (n.to_string(), benches::median(v).into()))
-            .collect();
-        map
-    });
+    let phases_s =
+        phases_on.then(|| benches::phase_medians(&["forward", "backward", "optimizer"], &phases));
     let median = benches::median(&times);
     let mut line = serde_json::json!({
             "impl": "rust", "model": a.model, "batch": a.batch, "mask_ratio": mask_ratio,
@@ -110,7 +103,7 @@ fn main() -> Result<()> {
         line["host_share"] = (issue / median).into();
     }
     if let Some(p) = phases_s {
-        line["phases_s"] = p.into();
+        line["phases_s"] = p;
     }
     println!("{line}");
     Ok(())
