@@ -248,10 +248,6 @@ pub(crate) struct Hyper {
     pub step: i64,
 }
 
-/// One in-place AdamW update of `p`, `m`, `v` from `g` (all the same shape). `sq` and `tmp`
-/// are scratch tensors of that shape; `tmp` may be `g` itself (g is dead by then), `sq` must
-/// not alias anything else. 7 kernels (8 with weight decay), the same sequence for the flat
-/// buffers and for the per-parameter reference.
 /// `x` as a 0-dim tensor of `like`'s kind on its device (a fill there, no host copy): the
 /// factor of `a.addcmul_(b, factor)`, which is torch's one-pass `a.add_(b, alpha=x)` (tch binds
 /// no `alpha`): equal to it bit for bit (on a million random float32 and float64 values, where
@@ -264,6 +260,10 @@ pub(crate) fn factor(like: &Tensor, x: f64) -> Result<Tensor> {
     )?)
 }
 
+/// One in-place AdamW update of `p`, `m`, `v` from `g` (all the same shape). `sq` and `tmp`
+/// are scratch tensors of that shape; `tmp` may be `g` itself (g is dead by then), `sq` must
+/// not alias anything else. 7 kernels (8 with weight decay), the same sequence for the flat
+/// buffers and for the per-parameter reference.
 pub(crate) fn adamw_update(
     p: &mut Tensor,
     m: &mut Tensor,
